@@ -11,7 +11,7 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_shm.xml
 export PYTHONPATH := $(CURDIR)/training:$(CURDIR)
 
-.PHONY: venv test demo bench bench-learning summary clean
+.PHONY: venv test demo demo-model bench bench-learning summary clean
 
 venv: $(STAMP)
 
@@ -27,6 +27,12 @@ test: $(STAMP)
 
 demo: $(STAMP)
 	ROS_DOMAIN_ID=12 $(VPY) scripts/demo.py --output-dir demo_output
+
+# Rebuild the model file behind `make demo` from the data shipped in this repository.
+demo-model: $(STAMP)
+	$(VPY) training/train.py --config config/training/demo_tiny.yaml --output-dir runs/demo_tiny
+	$(VPY) training/export.py --checkpoint runs/demo_tiny/best.pt --backend exported \
+		--output models/protomtl_tiny_demo.pt2
 
 bench: $(STAMP)
 	ROS_DOMAIN_ID=13 $(VPY) benchmarks/run_all.py --output benchmarks/results/latest.json

@@ -1,7 +1,7 @@
 """Play the bundled real RGB-D frames through the perception node and save what comes back.
 
-Starts `perception_node` as its own process (real rclpy, DDS on the loopback interface),
-publishes every frame under data/samples/real/ as a camera stream with camera_info at a
+Starts `perception_node` as its own process (real rclpy, DDS on the loopback interface).
+Then it publishes every frame under data/samples/real/ as a camera stream with camera_info at a
 steady rate, subscribes to the six /protomtl/* topics as any other node would, and writes
 one PNG panel per frame plus summary.json to the output folder.
 
@@ -252,8 +252,9 @@ def message_to_numpy(message):
     row_bytes = message.width * channels * dtype.itemsize
     rows = np.frombuffer(bytes(message.data), dtype=np.uint8).reshape(message.height, -1)
     pixels = rows[:, :row_bytes].copy().view(dtype).astype(dtype.newbyteorder("="))
-    return pixels.reshape(message.height, message.width, channels).squeeze(-1) \
-        if channels == 1 else pixels.reshape(message.height, message.width, channels)
+    shape = (message.height, message.width) if channels == 1 else \
+        (message.height, message.width, channels)
+    return pixels.reshape(shape)
 
 
 def make_camera_class():
@@ -305,7 +306,7 @@ def make_camera_class():
             return key
 
         def output_callback(self, topic, message):
-            """Store an output message under the stamp of the frame it answers."""
+            """Store an output message under the stamp of its input frame."""
             key = (message.header.stamp.sec, message.header.stamp.nanosec)
             with self.lock:
                 outputs = self.outputs.get(key)
