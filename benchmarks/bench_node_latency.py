@@ -3,15 +3,15 @@
 Starts the real node as a separate process with an exported artifact and publishes 640x480
 rgb8 frames plus camera_info from this process. Two measurements:
 
-- Overhead: one frame at a time. The time from publish until the last of the six outputs
-  (depth, depth camera_info, segmentation, segmentation colour, normals, normals colour)
-  arrives, against the forward time of the same artifact on a preprocessed tensor in this
-  process with the same number of torch threads. Each repeat times one bare forward pass
+- Overhead: one frame at a time. The end-to-end time runs from publish until the last of
+  the six outputs (depth, depth camera_info, segmentation, segmentation colour, normals,
+  normals colour) arrives. It is compared with the forward time of the same artifact on a
+  preprocessed tensor in this process, with the same number of torch threads. Each repeat times one bare forward pass
   and then one node frame, so load changes on the machine affect both alike.
   node_overhead_ratio = median end-to-end / median bare forward.
 - Bounded latency: a camera publishing at --rate-hz for --duration-s while inference is
   slower than the frame period. The age of an output is its arrival time minus the publish
-  time of the frame it answers (matched by header stamp). output_age_p95_ratio = p95(age) /
+  time of the frame it was computed from (matched by header stamp). output_age_p95_ratio = p95(age) /
   the node's mean inference time from /diagnostics (preprocessing, forward and
   postprocessing of one frame). A queue that grows shows up as an age that rises over the run.
 
@@ -61,8 +61,8 @@ OUTPUT_TOPICS = {
     "/protomtl/normals/image": Image,
     "/protomtl/normals/color": Image,
 }
-# Header stamps (seconds) of the warm-up, overhead and camera frames; disjoint ranges let each
-# output be matched to the frame it answers.
+# Header stamps (seconds) of the warm-up, overhead and camera frames. The ranges are disjoint,
+# so each output is matched to the frame it was computed from.
 WARMUP_SEC = 1
 OVERHEAD_SEC = 1000
 CAMERA_SEC = 100000

@@ -394,3 +394,52 @@ def test_tensorrt_export_matches_eager(tiny_model_path, tmp_path, precision):
     engine = InferenceEngine.from_file(output, device="cuda")
     assert engine.backend == "tensorrt"
     assert engine.predict(read_frame(127, 129)).depth.shape == (127, 129)
+
+
+# The node with each CPU artifact: the same six outputs, and /diagnostics names the backend.
+NODE_DOMAIN_ID = 57
+NODE_OUTPUTS = (
+    "/protomtl/depth/image", "/protomtl/segmentation/image", "/protomtl/segmentation/color",
+    "/protomtl/normals/image", "/protomtl/normals/color",
+)
+
+
+@pytest.mark.parametrize("artifact_fixture, backend", [
+    ("exported_artifact", "exported"),
+    ("aoti_artifact", "aoti"),
+])
+def test_node_runs_artifact(artifact_fixture, backend, request):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from sensor_msgs.msg import Image as ImageMsg
+
+    from ros_helpers import (
+        NodeProcess, RosClient, diagnostic_values, encode_rgb, has_stamp, send_until_received,
+        stamp_message, wait_for_node_ready,
+    )
+
+    artifact = request.getfixturevalue(artifact_fixture)
+    client = RosClient(NODE_DOMAIN_ID)
+    node = NodeProcess(NODE_DOMAIN_ID, {"model_path": str(artifact), "publish_color": "always"})
+    try:
+        publisher = client.publisher(ImageMsg, "image")
+        collectors = {topic: client.collect(ImageMsg, topic) for topic in NODE_OUTPUTS}
+        diagnostics = client.collect(DiagnosticArray, "/diagnostics")
+        wait_for_node_ready(node, publisher, list(collectors.values()))
+
+        message = encode_rgb(read_frame(120, 160))
+        stamp_message(message, 42, 7, "camera_optical")
+        first = send_until_received(publisher, message, collectors[NODE_OUTPUTS[0]],
+                                    has_stamp(42, 7))
+        assert first is not None, f"no depth output; node log:\n{node.log()}"
+        for topic, collector in collectors.items():
+            received = collector.wait_for(has_stamp(42, 7))
+            assert received is not None, f"no {topic} output; node log:\n{node.log()}"
+            assert (received.height, received.width) == (120, 160)
+            assert received.header.frame_id == "camera_optical"
+
+        status = diagnostics.wait_for(lambda msg: diagnostic_values(msg) is not None)
+        assert status is not None, "no /diagnostics message from the node"
+        assert diagnostic_values(status)["backend"] == backend
+    finally:
+        node.close()
+        client.close()

@@ -28,7 +28,9 @@ def preprocess(rgb: np.ndarray, input_size, mean=IMAGENET_MEAN, std=IMAGENET_STD
                device="cpu") -> torch.Tensor:
     """Resize to the network size (H, W) and normalise; return float32 [1, 3, H, W]."""
     rgb = check_rgb(rgb)
-    image = torch.from_numpy(np.ascontiguousarray(rgb)).to(device)
+    # Read-only arrays (np.asarray of a PIL image, message buffers) are copied once, because
+    # torch.from_numpy warns on them.
+    image = torch.from_numpy(np.require(rgb, requirements=["C", "W"])).to(device)
     image = image.permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
     height, width = (int(v) for v in input_size)
