@@ -255,3 +255,16 @@ def test_checkpoint_refuses_pickled_objects(tmp_path):
         np.zeros(1), np.zeros(1), np.zeros(1))}, path)
     with pytest.raises(ModelLoadError, match="pickled.pt"):
         read_checkpoint(path)
+
+
+def test_postprocess_rejects_nonfinite_logits():
+    from protomtl_ros.runtime.errors import InvalidOutputError
+    from protomtl_ros.runtime.postprocess import postprocess
+
+    logits = torch.zeros(1, 13, 8, 8)
+    logits[0, 3, 2, 2] = float("nan")
+    depth = torch.ones(1, 1, 8, 8)
+    normals = torch.nn.functional.normalize(torch.ones(1, 3, 8, 8), dim=1)
+
+    with pytest.raises(InvalidOutputError, match="segmentation logits"):
+        postprocess(logits, depth, normals, (16, 16), 0.0, 10.0)

@@ -31,7 +31,9 @@ from protomtl_ros.ros.image_conversion import (
 from protomtl_ros.ros.parameters import NodeSettings, ParameterError, declare_settings
 from protomtl_ros.ros.qos import IncompatibleQosReporter, input_qos, output_qos
 from protomtl_ros.runtime import InferenceEngine
-from protomtl_ros.runtime.errors import InputError, ModelLoadError, ProtoMTLError
+from protomtl_ros.runtime.errors import (
+    InputError, InvalidOutputError, ModelLoadError, ProtoMTLError,
+)
 
 NODE_NAME = "protomtl_perception"
 
@@ -54,10 +56,6 @@ class Frame:
 
     header: object
     rgb: np.ndarray
-
-
-class InvalidOutputError(ProtoMTLError):
-    """The network produced values that must not be published (NaN, Inf, unknown class)."""
 
 
 class PerceptionNode(Node):
@@ -238,8 +236,7 @@ class PerceptionNode(Node):
 
     def _checked_outputs(self, predictions) -> np.ndarray:
         """Raise InvalidOutputError for outputs that must not be published; return depth."""
-        # NOTE: Predictions carries class ids, not logits, so NaN logits (argmax picks the
-        # NaN entry) cannot be detected here; the runtime has to report them.
+        # NaN or Inf segmentation logits are rejected earlier, by the runtime's postprocess.
         if not np.isfinite(predictions.normals).all():
             raise InvalidOutputError("the network returned NaN or Inf surface normals")
         if predictions.class_ids.size and int(predictions.class_ids.max()) >= self._num_classes:

@@ -2,7 +2,7 @@
 
 from .checkpoint import model_from_checkpoint, read_checkpoint, write_checkpoint
 from .engine import BACKENDS, InferenceEngine
-from .errors import InputError, ModelLoadError, ProtoMTLError
+from .errors import InputError, InvalidOutputError, ModelLoadError, ProtoMTLError
 from .postprocess import postprocess
 from .predictions import Predictions, normals_to_color, segmentation_to_color
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD, preprocess

@@ -11,3 +11,7 @@ class ModelLoadError(ProtoMTLError):
 
 class InputError(ProtoMTLError):
     """An input image has the wrong type, shape or dtype."""
+
+
+class InvalidOutputError(ProtoMTLError):
+    """The network produced values that must not be published (NaN, Inf, unknown class)."""

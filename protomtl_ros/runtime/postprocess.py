@@ -4,6 +4,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .errors import InvalidOutputError
 from .predictions import Predictions
 
 
@@ -27,7 +28,13 @@ def depth_to_image(depth: torch.Tensor, size, min_depth_m: float, max_depth_m: f
 
 
 def class_ids_to_image(logits: torch.Tensor, size):
-    """Take the argmax at network resolution, then nearest-resize to H x W uint8."""
+    """Take the argmax at network resolution, then nearest-resize to H x W uint8.
+
+    Raises InvalidOutputError for NaN or Inf logits, because argmax would turn them into a
+    plausible-looking class id.
+    """
+    if not bool(torch.isfinite(logits).all()):
+        raise InvalidOutputError("the network returned NaN or Inf segmentation logits")
     ids = logits.argmax(dim=1, keepdim=True).to(torch.float32)
     ids = _resize(ids, size, "nearest")[0, 0]
     return ids.to(torch.uint8).cpu().numpy()
