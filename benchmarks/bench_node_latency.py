@@ -6,14 +6,15 @@ rgb8 frames plus camera_info from this process. Two measurements:
 - Overhead: one frame at a time. The end-to-end time runs from publish until the last of
   the six outputs (depth, depth camera_info, segmentation, segmentation colour, normals,
   normals colour) arrives. It is compared with the forward time of the same artifact on a
-  preprocessed tensor in this process, with the same number of torch threads. Each repeat times one bare forward pass
-  and then one node frame, so load changes on the machine affect both alike.
-  node_overhead_ratio = median end-to-end / median bare forward.
+  preprocessed tensor in this process, with the same number of torch threads. Each repeat
+  times one bare forward pass and then one node frame, so load changes on the machine
+  affect both alike. node_overhead_ratio = median end-to-end / median bare forward.
 - Bounded latency: a camera publishing at --rate-hz for --duration-s while inference is
   slower than the frame period. The age of an output is its arrival time minus the publish
-  time of the frame it was computed from (matched by header stamp). output_age_p95_ratio = p95(age) /
-  the node's mean inference time from /diagnostics (preprocessing, forward and
-  postprocessing of one frame). A queue that grows shows up as an age that rises over the run.
+  time of the frame it was computed from (matched by header stamp).
+  output_age_p95_ratio = p95(age) / the node's mean inference time from /diagnostics
+  (preprocessing, forward and postprocessing of one frame). A queue that grows shows up as
+  an age that rises over the run.
 
     ROS_DOMAIN_ID=90 python benchmarks/bench_node_latency.py --output /tmp/node_latency.json
 """
@@ -67,6 +68,9 @@ WARMUP_SEC = 1
 OVERHEAD_SEC = 1000
 CAMERA_SEC = 100000
 WARMUP_TIMEOUT_S = 120.0
+# NodeProcess starts the node with OMP_NUM_THREADS=1, so the bare forward pass uses one
+# torch thread too.
+NODE_THREADS = 1
 FRAME_TIMEOUT_S = 30.0
 
 
@@ -90,8 +94,6 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="Camera rate of the latency measurement in Hz. Default: 30.")
     parser.add_argument("--duration-s", type=float, default=20.0,
                         help="Length of the latency measurement in seconds. Default: 20.")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads here and OMP_NUM_THREADS of the node. Default: 1.")
     parser.add_argument("--domain-id", type=int,
                         default=int(os.environ.get("ROS_DOMAIN_ID", "90")),
                         help="ROS_DOMAIN_ID. Default: $ROS_DOMAIN_ID or 90.")
@@ -101,8 +103,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         parser.error(f"--model {args.model}: file not found; pass an exported .pt2 artifact")
     if args.height % 32 or args.width % 32:
         parser.error(f"--height {args.height} --width {args.width}: use multiples of 32")
-    if min(args.overhead_frames, args.threads, args.frame_height, args.frame_width) < 1:
-        parser.error("--overhead-frames, --threads and the frame size must be >= 1")
+    if min(args.overhead_frames, args.frame_height, args.frame_width) < 1:
+        parser.error("--overhead-frames and the frame size must be >= 1")
     if args.rate_hz <= 0 or args.duration_s <= 0:
         parser.error("--rate-hz and --duration-s must be > 0")
     return args
@@ -257,7 +259,7 @@ def summarise_ages(sent: dict, arrivals: dict, inference_ms: float, args) -> dic
 
 
 def run(args, model_path: Path) -> dict:
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(NODE_THREADS)
     engine = InferenceEngine.from_file(model_path)
     frame = np.random.default_rng(0).integers(
         0, 256, (args.frame_height, args.frame_width, 3), np.uint8)
@@ -268,14 +270,8 @@ def run(args, model_path: Path) -> dict:
     recorder = ArrivalRecorder(client)
     publisher = client.publisher(Image, CAMERA_TOPIC)
     info_publisher = client.publisher(CameraInfo, CAMERA_INFO_TOPIC)
-    node_env_threads = os.environ.get("OMP_NUM_THREADS")
-    os.environ["OMP_NUM_THREADS"] = str(args.threads)
     node = NodeProcess(args.domain_id, {"model_path": str(model_path)},
                        {"image": CAMERA_TOPIC, "camera_info": CAMERA_INFO_TOPIC})
-    if node_env_threads is None:
-        os.environ.pop("OMP_NUM_THREADS")
-    else:
-        os.environ["OMP_NUM_THREADS"] = node_env_threads
 
     try:
         wait_for_node_ready(node, publisher)
@@ -334,7 +330,7 @@ def run(args, model_path: Path) -> dict:
             "network_input_hw": list(engine.input_size),
             "frame_hw": [args.frame_height, args.frame_width],
             "encoding": "rgb8",
-            "threads": args.threads,
+            "threads": NODE_THREADS,
             "backend": engine.backend,
         },
         "node_alive_at_end": alive,

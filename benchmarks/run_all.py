@@ -29,8 +29,9 @@ sys.path.insert(0, str(BENCHMARKS))
 
 import report  # noqa: E402
 
-# Arguments of each benchmark: (full run, --quick run). The full set takes roughly ten
-# minutes on a two-core machine, most of it AOTInductor compilation.
+# Arguments of each benchmark: (full run, --quick run). The --quick set took 3 minutes on a
+# shared two-core AMD EPYC machine, most of it AOTInductor compilation; the full set is
+# estimated at 5 to 10 minutes there.
 BENCH_ARGS = {
     "backends": (["--sizes", "tiny", "small"],
                  ["--sizes", "tiny", "small", "--warmup", "1", "--repeats", "3"]),
