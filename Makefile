@@ -11,6 +11,13 @@ export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export FASTDDS_DEFAULT_PROFILES_FILE := $(CURDIR)/config/fastdds_shm.xml
 export PYTHONPATH := $(CURDIR)/training:$(CURDIR)
 
+# Each target runs its ROS processes in its own DDS domain; override with, for example,
+# `make demo DEMO_DOMAIN_ID=47`.
+TEST_DOMAIN_ID ?= 11
+DEMO_DOMAIN_ID ?= 12
+BENCH_DOMAIN_ID ?= 13
+LEARNING_DOMAIN_ID ?= 14
+
 .PHONY: venv test demo demo-model bench bench-learning summary clean
 
 venv: $(STAMP)
@@ -23,10 +30,10 @@ $(STAMP): requirements.txt constraints.txt setup.py setup.cfg package.xml
 	touch $(STAMP)
 
 test: $(STAMP)
-	ROS_DOMAIN_ID=11 $(VPY) -m pytest -q
+	ROS_DOMAIN_ID=$(TEST_DOMAIN_ID) $(VPY) -m pytest -q
 
 demo: $(STAMP)
-	ROS_DOMAIN_ID=12 $(VPY) scripts/demo.py --output-dir demo_output
+	ROS_DOMAIN_ID=$(DEMO_DOMAIN_ID) $(VPY) scripts/demo.py --output-dir demo_output
 
 # Rebuild the model file behind `make demo` from the data shipped in this repository.
 demo-model: $(STAMP)
@@ -35,10 +42,10 @@ demo-model: $(STAMP)
 		--output models/protomtl_tiny_demo.pt2
 
 bench: $(STAMP)
-	ROS_DOMAIN_ID=13 $(VPY) benchmarks/run_all.py --output benchmarks/results/latest.json
+	ROS_DOMAIN_ID=$(BENCH_DOMAIN_ID) $(VPY) benchmarks/run_all.py --output benchmarks/results/latest.json
 
 bench-learning: $(STAMP)
-	ROS_DOMAIN_ID=14 $(VPY) benchmarks/bench_learning.py --output benchmarks/results/learning.json
+	ROS_DOMAIN_ID=$(LEARNING_DOMAIN_ID) $(VPY) benchmarks/bench_learning.py --output benchmarks/results/learning.json
 
 summary: $(STAMP)
 	$(VPY) -m protomtl_ros.network.summary

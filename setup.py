@@ -30,7 +30,7 @@ setup(
     maintainer_email="protomtl-ros@users.noreply.github.com",
     description="Depth, semantic segmentation and surface normals from one camera, for ROS 2.",
     license="MIT",
-    tests_require=["pytest"],
+    extras_require={"test": ["pytest"]},
     entry_points={
         "console_scripts": [
             "perception_node = protomtl_ros.ros.perception_node:main",

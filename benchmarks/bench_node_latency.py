@@ -222,6 +222,44 @@ def node_inference_ms(diagnostics: list) -> float | None:
     return None
 
 
+def diagnostics_totals(diagnostics: list) -> dict | None:
+    """Return frame count and summed inference and forward times from the newest report."""
+    for message in reversed(diagnostics):
+        values = diagnostic_values(message)
+        if not values or values.get("forward_time_mean_ms") in (None, "nan"):
+            continue
+        frames = int(values["frames_published"]) + int(values["frames_failed"])
+        return {
+            "frames": frames,
+            "inference_ms": float(values["inference_time_mean_ms"]) * frames,
+            "forward_ms": float(values["forward_time_mean_ms"]) * frames,
+        }
+    return None
+
+
+def wait_for_totals(diagnostics: list, min_frames: int, timeout_s: float = 5.0) -> dict | None:
+    """Wait for a /diagnostics report that counts at least `min_frames` frames."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        totals = diagnostics_totals(diagnostics)
+        if totals is not None and totals["frames"] >= min_frames:
+            return totals
+        time.sleep(0.1)
+    return None
+
+
+def node_breakdown(before: dict | None, after: dict | None) -> dict | None:
+    """Mean node inference and forward time over the frames between two reports."""
+    if before is None or after is None or after["frames"] <= before["frames"]:
+        return None
+    frames = after["frames"] - before["frames"]
+    return {
+        "frames": frames,
+        "node_inference_mean_ms": (after["inference_ms"] - before["inference_ms"]) / frames,
+        "node_forward_mean_ms": (after["forward_ms"] - before["forward_ms"]) / frames,
+    }
+
+
 def summarise_ages(sent: dict, arrivals: dict, inference_ms: float, args) -> dict:
     """Return the age statistics of the camera outputs and whether the age grows."""
     keys = sorted(key for key in arrivals if key in sent)
@@ -292,7 +330,13 @@ def run(args, model_path: Path) -> dict:
         for _ in range(3):
             bare_forward_ms(engine, x)
 
+        # /diagnostics comes once a second; its running totals give the node's own
+        # inference and forward times over exactly the overhead frames.
+        before = wait_for_totals(recorder.diagnostics, 1)
         overhead = measure_overhead(args, publisher, recorder, engine, frame_msg, x)
+        after = wait_for_totals(recorder.diagnostics,
+                                (before["frames"] if before else 0) + args.overhead_frames)
+        overhead["node"] = node_breakdown(before, after)
         print(f"overhead: end-to-end {overhead['end_to_end_median_ms']:.1f} ms, bare forward "
               f"{overhead['bare_forward_median_ms']:.1f} ms, ratio "
               f"{overhead['node_overhead_ratio']:.3f}", flush=True)

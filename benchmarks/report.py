@@ -96,12 +96,18 @@ def runtime_section(results: dict) -> list:
             "colour images and DDS transport.",
             "",
         ]
-        if latency.get("inference_ms") is not None:
+        node = overhead.get("node")
+        if node:
+            rest = overhead["end_to_end_median_ms"] - node["node_inference_mean_ms"]
             lines[-1:-1] = [
-                f"The node's own inference time (preprocessing, forward, postprocessing; "
-                f"{latency['inference_time_source']}) is "
-                f"{format_number(latency['inference_ms'], 1)} ms, so the rest of the "
-                "end-to-end time is message conversion and transport.",
+                f"Inside the node, over the same {node['frames']} frames (means from "
+                "/diagnostics): forward pass "
+                f"{format_number(node['node_forward_mean_ms'], 1)} ms, inference "
+                "(preprocessing, forward, postprocessing, output checks) "
+                f"{format_number(node['node_inference_mean_ms'], 1)} ms. The remaining "
+                f"{format_number(rest, 1)} ms of the end-to-end median are the input "
+                "transport and conversion, colour images, output messages and their "
+                "transport.",
             ]
     if latency:
         lines += [

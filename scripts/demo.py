@@ -2,8 +2,9 @@
 
 Starts `perception_node` as its own process (real rclpy, DDS on the loopback interface).
 Then it publishes every frame under data/samples/real/ as a camera stream with camera_info at a
-steady rate, subscribes to the six /protomtl/* topics as any other node would, and writes
-one PNG panel per frame plus summary.json to the output folder.
+steady rate (lower only while the node is still busy with the previous frame), subscribes to
+the six /protomtl/* topics as any other node would, and writes one PNG panel per frame plus
+summary.json to the output folder.
 
     make demo                     # sets up .venv, then runs this script
     python scripts/demo.py --output-dir demo_output --rate-hz 1 --loops 2
@@ -92,11 +93,12 @@ def ros_environment(domain_id):
     return env
 
 
-def start_node(model_path, env, log_path):
+def start_node(model_path, cpu_threads, env, log_path):
     """Start perception_node in its own process with the camera topics remapped."""
     command = [
         sys.executable, "-m", "protomtl_ros.ros.perception_node", "--ros-args",
         "-p", f"model_path:={model_path}",
+        "-p", f"cpu_threads:={cpu_threads}",
         "-r", "image:=/camera/image_raw",
         "-r", "camera_info:=/camera/camera_info",
     ]
@@ -153,6 +155,13 @@ def parse_args():
                         help="times the bundled frames are played (default: %(default)s)")
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", 12)),
                         help="ROS_DOMAIN_ID for the node and the demo (default: %(default)s)")
+    parser.add_argument("--cpu-threads", type=int, default=1,
+                        help="torch CPU threads of the node; 0 is PyTorch's default of one per "
+                        "core. The demo model is small, and one thread keeps it fast when "
+                        "other jobs share the CPU (default: %(default)s)")
+    parser.add_argument("--answer-timeout-s", type=float, default=30.0,
+                        help="time to wait for the outputs of one frame before the next frame "
+                        "is sent (default: %(default)s)")
     parser.add_argument("--startup-timeout-s", type=float, default=120.0,
                         help="time allowed for the node to load its model (default: %(default)s)")
     return parser.parse_args()
@@ -163,16 +172,19 @@ def main():
     if not args.model.is_file():
         sys.exit(f"Model file not found: {args.model}. Build it with `make demo-model` "
                  "(see README, section 'The demo model').")
-    if args.rate_hz <= 0 or args.loops < 1:
-        sys.exit(f"Invalid --rate-hz {args.rate_hz} or --loops {args.loops}: "
-                 "both must be positive.")
+    if args.rate_hz <= 0 or args.loops < 1 or args.answer_timeout_s <= 0:
+        sys.exit(f"Invalid --rate-hz {args.rate_hz}, --loops {args.loops} or "
+                 f"--answer-timeout-s {args.answer_timeout_s}: each must be positive.")
+    if args.cpu_threads < 0:
+        sys.exit(f"Invalid --cpu-threads {args.cpu_threads}: use 0 (PyTorch's default) or more.")
 
     env = ros_environment(args.domain_id)
     os.environ.update({key: env[key] for key in
                        ("ROS_AUTOMATIC_DISCOVERY_RANGE", "ROS_DOMAIN_ID",
                         "FASTDDS_DEFAULT_PROFILES_FILE")})
     args.output_dir.mkdir(parents=True, exist_ok=True)
-    node_process = start_node(args.model.resolve(), env, args.output_dir / "node.log")
+    node_process = start_node(args.model.resolve(), args.cpu_threads, env,
+                              args.output_dir / "node.log")
     try:
         summary = run_camera(args, node_process)
     finally:
@@ -204,13 +216,19 @@ def run_camera(args, node_process):
         camera.wait_for_node(node_process, args.startup_timeout_s)
         sent = []
         period_s = 1.0 / args.rate_hz
-        next_s = time.monotonic()
+        started_s = next_s = time.monotonic()
         for loop in range(args.loops):
             for frame in frames:
-                next_s += period_s
+                # The node processes only the newest frame, so a frame sent while the previous
+                # one is still in inference would replace it. Wait for the previous outputs
+                # (the rate drops below --rate-hz only when the node is slower than that).
+                if sent:
+                    camera.wait_for_outputs([sent[-1][0]], timeout_s=args.answer_timeout_s)
+                next_s = max(next_s + period_s, time.monotonic())
                 sent.append((camera.publish_frame(frame), frame, loop))
                 time.sleep(max(0.0, next_s - time.monotonic()))
-        camera.wait_for_outputs([stamp for stamp, _, _ in sent], timeout_s=30.0)
+        camera.wait_for_outputs([stamp for stamp, _, _ in sent], timeout_s=args.answer_timeout_s)
+        elapsed_s = time.monotonic() - started_s
     finally:
         executor.shutdown()
         camera.destroy_node()
@@ -227,9 +245,17 @@ def run_camera(args, node_process):
 
     received = {topic: sum(topic in camera.outputs.get(stamp, Outputs(0.0)).messages
                            for stamp, _, _ in sent) for topic in OUTPUT_TOPICS}
+    missing = {}
+    for topic in OUTPUT_TOPICS:
+        names = [f"{frame.name} (loop {loop})" for stamp, frame, loop in sent
+                 if topic not in camera.outputs.get(stamp, Outputs(0.0)).messages]
+        if names:
+            missing[topic] = names
     return {
         "frames_sent": len(sent),
         "frames_received": received,
+        "frames_missing": missing,
+        "effective_rate_hz": len(sent) / elapsed_s if elapsed_s > 0 else None,
         "latency_ms": {
             "median": float(np.median(latencies_ms)) if latencies_ms else None,
             "max": float(np.max(latencies_ms)) if latencies_ms else None,

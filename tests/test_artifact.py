@@ -15,7 +15,7 @@ import torch
 from protomtl_ros.network import InferenceGraph, ModelConfig, build_model
 from protomtl_ros.runtime import InferenceEngine, ModelLoadError
 from protomtl_ros.runtime.artifact import (
-    BACKEND_MEMBERS, check_program_archive, read_metadata, save_artifact,
+    BACKEND_MEMBERS, check_program_archive, load_exported, read_metadata, save_artifact,
 )
 
 torch.set_num_threads(1)
@@ -178,6 +178,31 @@ def test_fresh_process_loads_artifact(tiny_artifact, tmp_path):
 def test_missing_artifact(tmp_path):
     with pytest.raises(ModelLoadError, match="absent.pt2"):
         InferenceEngine.from_file(tmp_path / "absent.pt2")
+
+
+def test_folder_as_model_path(tmp_path):
+    with pytest.raises(ModelLoadError, match="is a folder"):
+        InferenceEngine.from_file(tmp_path)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this case needs a machine without CUDA")
+def test_cuda_device_without_cuda(tiny_artifact):
+    path, _, _ = tiny_artifact
+    with pytest.raises(ModelLoadError, match="CUDA is not available here"):
+        InferenceEngine.from_file(path, device="cuda")
+
+
+def test_exported_program_moves_to_device(tiny_artifact):
+    # The meta device takes the place of a GPU here: the same pass moves the weights.
+    path, _, config = tiny_artifact
+    runner = load_exported(path, read_metadata(path), "meta")
+
+    outputs = runner(torch.zeros(1, 3, HEIGHT, WIDTH, device="meta"))
+
+    assert len(outputs) == 3
+    for output in outputs:
+        assert output.device.type == "meta"
+    assert tuple(outputs[0].shape) == (1, config.num_classes, HEIGHT, WIDTH)
 
 
 def test_truncated_artifact(tiny_artifact, tmp_path):

@@ -350,9 +350,11 @@ def test_diagnostics_fields(session, nyu_outputs):
 
     assert report is not None
     values = diagnostic_values(report)
-    for key in ("input_rate_hz", "output_rate_hz", "inference_time_ms", "frames_received",
-                "frames_published", "frames_dropped", "frames_rejected", "frames_failed",
-                "backend", "device"):
+    for key in ("input_rate_hz", "output_rate_hz", "inference_time_ms", "forward_time_ms",
+                "frames_received", "frames_published", "frames_dropped", "frames_rejected",
+                "frames_failed", "backend", "device"):
         assert key in values, key
     assert float(values["inference_time_ms"]) > 0.0
+    # The forward pass is a part of the inference time.
+    assert 0.0 < float(values["forward_time_mean_ms"]) <= float(values["inference_time_mean_ms"])
     assert values["device"] == "cpu"

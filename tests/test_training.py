@@ -191,6 +191,20 @@ def test_config_override_parses_numbers():
     assert config.data.labels == "onelabel"
 
 
+@pytest.mark.parametrize("override, message", [
+    ("train.max_steps=abc", "train.max_steps='abc' is invalid: use an integer"),
+    ("train.max_steps=2.5", "train.max_steps=2.5 is invalid: use an integer"),
+    ("train.amp=maybe", "train.amp='maybe' is invalid: use true or false"),
+    ("train.lr=fast", "train.lr='fast' is invalid: use a number"),
+    ("train.device=3", "train.device=3 is invalid: expected text"),
+    ("train.batch_size=true", "train.batch_size=True is invalid: expected an integer"),
+])
+def test_config_value_of_wrong_type(override, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(None, [override])
+    assert message in str(error.value)
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_and_evaluate(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1",

@@ -23,10 +23,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from protomtl_ros.network import ModelConfig, build_model  # noqa: E402
+from protomtl_ros.runtime.engine import check_device  # noqa: E402
+from protomtl_ros.runtime.errors import ModelLoadError  # noqa: E402
 from protomtl_training.checkpoint import CheckpointError, load_checkpoint  # noqa: E402
 from protomtl_training.config import (ConfigError, config_from_dict, load_config,  # noqa: E402
                                       apply_override)
-from protomtl_training.data import build_datasets  # noqa: E402
+from protomtl_training.data import DataError, build_datasets  # noqa: E402
 from protomtl_training.engine import evaluate, resolve_data_path  # noqa: E402
 from protomtl_training.metrics import METRIC_KEYS  # noqa: E402
 
@@ -77,15 +79,23 @@ def main(argv=None):
     model_config = ModelConfig.from_dict(dict(content["model_config"], pretrained=None))
     network = build_model(model_config)
     network.load_state_dict(content["model"])
-    device = torch.device(args.device)
+    try:
+        device = check_device(args.device)
+    except ModelLoadError as error:
+        sys.exit(f"error: --device: {error}")
     network.to(device).eval()
+    if config.train.cpu_threads:
+        torch.set_num_threads(config.train.cpu_threads)
 
     data_config = dataclasses.replace(
         config.data, augment=False, root=resolve_data_path(config.data.root),
         manifest=resolve_data_path(config.data.manifest),
         extra_manifest=resolve_data_path(config.data.extra_manifest))
-    _, val_set = build_datasets(data_config, model_config.input_height,
-                                model_config.input_width)
+    try:
+        _, val_set = build_datasets(data_config, model_config.input_height,
+                                    model_config.input_width)
+    except (DataError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
     loader = torch.utils.data.DataLoader(val_set, batch_size=config.train.batch_size,
                                          num_workers=config.data.num_workers)
     metrics, _ = evaluate(network, loader, device, model_config.num_classes)

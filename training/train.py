@@ -19,7 +19,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from protomtl_training.checkpoint import CheckpointError  # noqa: E402
 from protomtl_training.config import ConfigError, load_config  # noqa: E402
+from protomtl_training.data import DataError  # noqa: E402
 from protomtl_training.engine import run_training  # noqa: E402
 
 DEFAULT_CONFIG = REPO_ROOT / "config" / "training" / "tiny_scenes.yaml"
@@ -49,6 +51,9 @@ def resolve_paths(args):
         saved = args.output_dir / "config.yaml" if args.resume else None
         config_path = saved if saved is not None and saved.is_file() else DEFAULT_CONFIG
     output_dir = args.output_dir
+    if args.resume and not (output_dir / "last.pt").is_file():
+        raise ConfigError(f"--resume: {output_dir / 'last.pt'} not found; pass the run folder "
+                          "of an earlier training run, or drop --resume to start a new run")
     if output_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         output_dir = Path("runs") / f"{config_path.stem}-{stamp}"
@@ -69,7 +74,10 @@ def main(argv=None):
     if rank == 0:
         logging.getLogger("protomtl_training").info("config %s, run folder %s", config_path,
                                                     output_dir)
-    summary = run_training(config, output_dir, resume=args.resume)
+    try:
+        summary = run_training(config, output_dir, resume=args.resume)
+    except (CheckpointError, DataError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
     if rank == 0:
         logging.getLogger("protomtl_training").info(
             "finished at step %d (skipped %d), best %s %s", summary["step"],

@@ -32,6 +32,9 @@ class FrameCounters:
         self._counts = CounterSnapshot(time_s=time.monotonic())
         self._inference_ms_total = 0.0
         self._inference_ms_last = float("nan")
+        self._forward_ms_total = 0.0
+        self._forward_ms_last = float("nan")
+        self._forward_count = 0
         self._last_error = ""
 
     def add(self, field: str, error: str = "") -> int:
@@ -44,9 +47,17 @@ class FrameCounters:
         return value
 
     def add_inference_time(self, milliseconds: float) -> None:
+        """Record one frame's time from the image to checked outputs."""
         with self._lock:
             self._inference_ms_last = milliseconds
             self._inference_ms_total += milliseconds
+
+    def add_forward_time(self, milliseconds: float) -> None:
+        """Record one frame's network forward time, a part of its inference time."""
+        with self._lock:
+            self._forward_ms_last = milliseconds
+            self._forward_ms_total += milliseconds
+            self._forward_count += 1
 
     def snapshot(self) -> CounterSnapshot:
         with self._lock:
@@ -69,6 +80,16 @@ class FrameCounters:
         with self._lock:
             published = self._counts.published + self._counts.failed
             return self._inference_ms_total / published if published else float("nan")
+
+    @property
+    def last_forward_ms(self) -> float:
+        return self._forward_ms_last
+
+    @property
+    def mean_forward_ms(self) -> float:
+        with self._lock:
+            count = self._forward_count
+            return self._forward_ms_total / count if count else float("nan")
 
     @property
     def last_error(self) -> str:
@@ -104,6 +125,8 @@ class DiagnosticsReporter:
             "output_rate_hz": f"{output_rate_hz:.2f}",
             "inference_time_ms": f"{self._counters.last_inference_ms:.1f}",
             "inference_time_mean_ms": f"{self._counters.mean_inference_ms:.1f}",
+            "forward_time_ms": f"{self._counters.last_forward_ms:.1f}",
+            "forward_time_mean_ms": f"{self._counters.mean_forward_ms:.1f}",
             "frames_received": str(current.received),
             "frames_published": str(current.published),
             "frames_dropped": str(current.dropped),

@@ -36,6 +36,7 @@ class NodeSettings:
     publish_color: str = "auto"
     max_depth_m: float = 10.0
     diagnostics_period_s: float = 1.0
+    cpu_threads: int = 0
 
 
 _DESCRIPTIONS = {
@@ -53,7 +54,13 @@ _DESCRIPTIONS = {
                      "subscribes), always or never.",
     "max_depth_m": "Depth beyond this many metres is published as NaN (invalid).",
     "diagnostics_period_s": "Seconds between /diagnostics reports.",
+    "cpu_threads": "torch CPU threads for pre-processing and CPU inference; 0 keeps "
+                   "PyTorch's default of one per core. Fewer threads than cores leave room "
+                   "for other nodes on the same CPU.",
 }
+
+# Smallest accepted value of the integer parameters (the largest is 1000).
+_INTEGER_MINIMUM = {"cpu_threads": 0}
 
 _CHOICES = {
     "backend": BACKEND_CHOICES,
@@ -71,7 +78,8 @@ def _descriptor(name: str, value) -> ParameterDescriptor:
             descriptor.additional_constraints = "one of: " + ", ".join(_CHOICES[name])
     elif isinstance(value, int):
         descriptor.type = ParameterType.PARAMETER_INTEGER
-        descriptor.integer_range = [IntegerRange(from_value=1, to_value=1000, step=1)]
+        minimum = _INTEGER_MINIMUM.get(name, 1)
+        descriptor.integer_range = [IntegerRange(from_value=minimum, to_value=1000, step=1)]
     else:
         descriptor.type = ParameterType.PARAMETER_DOUBLE
         descriptor.floating_point_range = [

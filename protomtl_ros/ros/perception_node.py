@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import rclpy
+import torch
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos_overriding_options import QoSOverridingOptions
@@ -65,6 +66,8 @@ class PerceptionNode(Node):
         super().__init__(NODE_NAME, **node_options)
         self.settings: NodeSettings = declare_settings(self)
 
+        if self.settings.cpu_threads:
+            torch.set_num_threads(self.settings.cpu_threads)
         # Load the model before subscribing, so a node without a model never takes frames.
         self.engine = self._load_engine()
         self._num_classes = len(self.engine.class_names)
@@ -96,7 +99,8 @@ class PerceptionNode(Node):
         height, width = self.engine.input_size
         self.get_logger().info(
             f"loaded model '{self.settings.model_path}' (backend {self.engine.backend}, device "
-            f"{self.settings.device}, network input {height}x{width}); subscribed to "
+            f"{self.settings.device}, network input {height}x{width}, "
+            f"{torch.get_num_threads()} CPU threads); subscribed to "
             f"'{self._image_sub.topic_name}' and '{self._info_sub.topic_name}'"
         )
 
@@ -224,6 +228,7 @@ class PerceptionNode(Node):
         started = time.monotonic()
         try:
             predictions = self.engine.predict(frame.rgb)
+            self.counters.add_forward_time(self.engine.forward_ms)
             depth = self._checked_outputs(predictions)
         except ProtoMTLError as error:
             self._count_and_log("failed", f"dropped frame: {error}")

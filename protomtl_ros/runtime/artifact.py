@@ -7,6 +7,7 @@ import zipfile
 from typing import Callable
 
 import torch
+from torch.export.passes import move_to_device_pass
 
 from ..network import InferenceGraph, ModelConfig
 from .backends import load_aoti_member, load_tensorrt_member
@@ -140,7 +141,7 @@ def load_exported(path, metadata: dict, device) -> Callable:
         raise ModelLoadError(f"{source} failed to load: {error}") from error
 
     if torch.device(device).type != "cpu":
-        program = torch.export.passes.move_to_device_pass(program, torch.device(device))
+        program = move_to_device_pass(program, torch.device(device))
     return program.module()
 
 

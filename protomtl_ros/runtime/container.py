@@ -42,6 +42,11 @@ def write_container(path, metadata: dict, members: dict[str, bytes]) -> None:
             archive.writestr(METADATA_MEMBER, json.dumps(metadata, indent=2, sort_keys=True))
             for name, data in members.items():
                 archive.writestr(name, data)
+        # mkstemp makes the file readable by its owner only. Give it the mode of any new file
+        # under the current umask, so that other accounts (a robot's service user) can read it.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)

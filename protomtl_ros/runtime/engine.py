@@ -18,6 +18,28 @@ from .preprocess import preprocess
 BACKENDS = ("auto", "tensorrt", "aoti", "exported", "eager")
 
 
+def check_device(device) -> torch.device:
+    """Return `device` as a torch.device; raise ModelLoadError if this machine lacks it."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ModelLoadError(f"device {device!r} is not a torch device name: {error}") from error
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelLoadError(
+                f"device {str(device)!r} was requested, but CUDA is not available here (torch "
+                f"{torch.__version__}, built for CUDA {torch.version.cuda}); use device 'cpu' "
+                "or install the NVIDIA driver and a CUDA build of torch"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ModelLoadError(
+                f"device {str(device)!r} was requested, but this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s); use cuda:0 to "
+                f"cuda:{torch.cuda.device_count() - 1}"
+            )
+    return device
+
+
 class InferenceEngine:
     """Run one deployable model on single frames; build it with from_file or from_model."""
 
@@ -45,7 +67,13 @@ class InferenceEngine:
             raise ModelLoadError(
                 f"backend={backend!r} is invalid; accepted values: {', '.join(BACKENDS)}"
             )
+        check_device(device)
         path = os.fspath(path)
+        if os.path.isdir(path):
+            raise ModelLoadError(
+                f"model path {path!r} is a folder; pass the .pt2 file that "
+                "training/export.py wrote, or a checkpoint such as best.pt"
+            )
         if not os.path.isfile(path):
             raise ModelLoadError(
                 f"model file not found: {path!r}; expected a .pt2 artifact from "

@@ -8,6 +8,7 @@ container or a scalar, so torch.load(..., weights_only=True) reads it.
 
 import os
 import random
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -37,10 +38,20 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
+    if _is_exported_model(path):
+        raise CheckpointError(
+            f"{path} is an exported model for the node (.pt2 from training/export.py), not a "
+            "training checkpoint; pass the best.pt or last.pt of a training run")
     try:
         content = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # truncated zip, pickle rejected by weights_only, ...
-        raise CheckpointError(f"checkpoint {path} could not be read: {error}") from error
+        # torch's message continues with advice to load with weights_only=False, which would
+        # run code from the file; keep only its first line.
+        lines = str(error).strip().splitlines()
+        reason = type(error).__name__ + (f": {lines[0]}" if lines else "")
+        raise CheckpointError(
+            f"checkpoint {path} could not be read ({reason}); the file is truncated, corrupt "
+            "or not a checkpoint written by training/train.py") from error
     if not isinstance(content, dict) or "model" not in content or "model_config" not in content:
         raise CheckpointError(f"{path} is not a protomtl checkpoint: expected a dict with "
                               "'model' and 'model_config'")
@@ -49,6 +60,14 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         raise CheckpointError(f"checkpoint {path} has format_version {version!r}; this "
                               f"version of the tools reads {FORMAT_VERSION}")
     return content
+
+
+def _is_exported_model(path: Path) -> bool:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "metadata.json" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def capture_rng_state() -> dict:

@@ -7,6 +7,8 @@ new attribute. The model section is validated by protomtl_ros.network.ModelConfi
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
+import types as types_module
+import typing
 
 import yaml
 
@@ -127,13 +129,17 @@ class TrainConfig:
     num_panels: int = 4
     deterministic: bool = False
     ddp_find_unused_parameters: bool = False
+    # torch CPU threads per process; 0 keeps PyTorch's default (one per core). On a CPU that
+    # other jobs share, fewer threads than cores avoid threads waiting on each other.
+    cpu_threads: int = 0
 
     def validate(self):
         for name in ("batch_size", "epochs", "log_every", "eval_every_epochs"):
             _check_positive(f"train.{name}", getattr(self, name))
-        if self.max_steps < 0 or self.checkpoint_every_steps < 0 or self.num_panels < 0:
-            raise ConfigError("train.max_steps, train.checkpoint_every_steps and "
-                              "train.num_panels must be >= 0")
+        if min(self.max_steps, self.checkpoint_every_steps, self.num_panels,
+               self.cpu_threads) < 0:
+            raise ConfigError("train.max_steps, train.checkpoint_every_steps, "
+                              "train.num_panels and train.cpu_threads must be >= 0")
         if self.lr <= 0:
             raise ConfigError(f"train.lr={self.lr} is invalid: use a value > 0")
         _check_choice("train.best_mode", self.best_mode, ("max", "min"))
@@ -193,7 +199,8 @@ def config_from_dict(values: dict) -> Config:
             raise ConfigError(
                 f"unknown key(s) {[f'{name}.{key}' for key in bad]}; accepted keys in "
                 f"{name}: {sorted(known)}")
-        sections[name] = cls(**{key: _coerce(cls, key, value) for key, value in section.items()})
+        sections[name] = cls(**{key: _coerce(name, cls, key, value)
+                                 for key, value in section.items()})
 
     model = values.get("model") or {"size": "tiny"}
     if not isinstance(model, dict):
@@ -253,16 +260,48 @@ def save_config(config: Config, path):
         yaml.safe_dump(config.to_dict(), stream, sort_keys=False)
 
 
-def _coerce(cls, key, value):
-    # PyYAML reads '1e-4' (no dot) as a string, so convert numbers by the field's default type.
-    default = cls.__dataclass_fields__[key].default
-    if isinstance(default, float) and isinstance(value, (str, int)) and not isinstance(
-            value, bool):
+def _coerce(section: str, cls, key: str, value):
+    """Check `value` against the type of the field `key`; convert numbers written as text."""
+    annotation = cls.__dataclass_fields__[key].type
+    types = typing.get_args(annotation) if isinstance(annotation, types_module.UnionType) else (
+        annotation,)
+    name = f"{section}.{key}"
+    if value is None:
+        if type(None) in types:
+            return None
+        raise ConfigError(f"{name} needs a value; remove the key to use the default")
+    if bool in types:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}={value!r} is invalid: use true or false")
+    if isinstance(value, bool):
+        raise ConfigError(f"{name}={value!r} is invalid: expected {_type_names(types)}")
+    if int in types:
+        if isinstance(value, int):
+            return value
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ConfigError(f"{name}={value!r} is invalid: use an integer")
+    if float in types:
+        # PyYAML reads '1e-4' (no dot) as a string, so numbers in text are converted here.
         try:
             return float(value)
-        except ValueError:
-            raise ConfigError(f"{cls.__name__} key {key!r}: {value!r} is not a number") from None
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name}={value!r} is invalid: use a number") from None
+    if not isinstance(value, tuple(t for t in types if t is not type(None))):
+        raise ConfigError(f"{name}={value!r} is invalid: expected {_type_names(types)}")
     return value
+
+
+_TYPE_NAMES = {str: "text", int: "an integer", float: "a number", bool: "true or false",
+               list: "a list", type(None): "null"}
+
+
+def _type_names(types) -> str:
+    return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in types)
 
 
 def _check_choice(name, value, accepted):

@@ -130,14 +130,18 @@ def build_optimizer(config: Config, model: torch.nn.Module, total_steps: int):
 def prepare_run(config: Config, output_dir, info: DistInfo) -> Run:
     """Seed, build every part of a run, and write the resolved config (rank 0)."""
     output_dir = Path(output_dir)
-    if info.is_main:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        save_config(config, output_dir / "config.yaml")
+    if config.train.cpu_threads:
+        torch.set_num_threads(config.train.cpu_threads)
     torch.manual_seed(config.train.seed)
     if config.train.deterministic:
         torch.use_deterministic_algorithms(True)
 
+    # The datasets are opened before the run folder is written, so a bad data path leaves
+    # no half-made run behind.
     train_loader, sampler, val_loader = build_data(config, info)
+    if info.is_main:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        save_config(config, output_dir / "config.yaml")
     model, network = build_network(config, info)
     steps_per_epoch = len(sampler) // config.train.batch_size
     total_steps = config.train.max_steps or config.train.epochs * steps_per_epoch

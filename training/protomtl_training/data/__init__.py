@@ -14,6 +14,7 @@ from torch.utils.data import ConcatDataset, Dataset
 from protomtl_ros.network.tasks import TASKS
 
 from . import transforms
+from .errors import DataError  # noqa: F401 - re-exported
 from .folder import FolderDataset
 from .masks import resolve_mask
 from .nyuv2 import NYUv2
@@ -35,7 +36,7 @@ class MultiTaskDataset(Dataset):
         self.width = width
         self.label_mask = None if label_mask is None else torch.as_tensor(label_mask).bool()
         if self.label_mask is not None and len(self.label_mask) != len(raw):
-            raise ValueError(f"label mask has {len(self.label_mask)} rows for a dataset of "
+            raise DataError(f"label mask has {len(self.label_mask)} rows for a dataset of "
                              f"{len(raw)} images")
         self.augment = augment
         self.scale_range = scale_range

@@ -33,6 +33,8 @@ from PIL import Image
 
 from protomtl_ros.network.tasks import IGNORE_INDEX
 
+from .errors import DataError
+
 # NYU-13 label PNGs store 0 = unlabelled and classes 1..13.
 LABEL_PRESETS = {
     "nyu13_one_based": {0: IGNORE_INDEX, **{value: value - 1 for value in range(1, 14)}},
@@ -61,7 +63,7 @@ class FolderDataset(torch.utils.data.Dataset):
         self.frames = [frame for frame in content["frames"]
                        if split in frame.get("splits", [split])]
         if not self.frames:
-            raise ValueError(f"{self.manifest_path}: no frame belongs to split {split!r}")
+            raise DataError(f"{self.manifest_path}: no frame belongs to split {split!r}")
         for frame in self.frames:
             self._check_frame(frame)
 
@@ -110,32 +112,32 @@ class FolderDataset(torch.utils.data.Dataset):
             return lut
         if isinstance(mapping, str):
             if mapping not in LABEL_PRESETS:
-                raise ValueError(f"{self.manifest_path}: label_mapping {mapping!r} is unknown; "
+                raise DataError(f"{self.manifest_path}: label_mapping {mapping!r} is unknown; "
                                  f"use one of {sorted(LABEL_PRESETS)} or a mapping")
             mapping = LABEL_PRESETS[mapping]
         for source, target in mapping.items():
             source, target = int(source), int(target)
             if not 0 <= source <= 255 or not (0 <= target < self.num_classes
                                               or target == IGNORE_INDEX):
-                raise ValueError(f"{self.manifest_path}: label_mapping {source}: {target} is "
+                raise DataError(f"{self.manifest_path}: label_mapping {source}: {target} is "
                                  f"invalid: map 0..255 to 0..{self.num_classes - 1} or 255")
             lut[source] = target
         return lut
 
     def _check_frame(self, frame):
         if not isinstance(frame, dict) or "image" not in frame:
-            raise ValueError(f"{self.manifest_path}: every frame needs an 'image' path, got "
+            raise DataError(f"{self.manifest_path}: every frame needs an 'image' path, got "
                              f"{frame!r}")
         unknown = sorted(set(frame) - FRAME_KEYS)
         if unknown:
-            raise ValueError(f"{self.manifest_path}: unknown frame key(s) {unknown}; accepted: "
+            raise DataError(f"{self.manifest_path}: unknown frame key(s) {unknown}; accepted: "
                              f"{sorted(FRAME_KEYS)}")
         for key in ("image", "depth", "label", "normals"):
             if frame.get(key) and not (self.root / frame[key]).is_file():
                 raise FileNotFoundError(f"{key} file not found: {self.root / frame[key]} "
                                         f"(listed in {self.manifest_path})")
         if frame.get("depth") and self._depth_scale(frame) is None:
-            raise ValueError(f"{self.manifest_path}: frame {frame['image']} has depth but no "
+            raise DataError(f"{self.manifest_path}: frame {frame['image']} has depth but no "
                              "depth_scale_to_metres (set it per frame or for the manifest)")
 
     def _depth_scale(self, frame):
@@ -145,17 +147,17 @@ class FolderDataset(torch.utils.data.Dataset):
         with Image.open(path) as handle:
             label = np.array(handle)
         if label.ndim != 2:
-            raise ValueError(f"label PNG {path} has shape {label.shape}: expected a "
+            raise DataError(f"label PNG {path} has shape {label.shape}: expected a "
                              "single-channel image of label values")
         if label.shape != size:
-            raise ValueError(f"label PNG {path} is {label.shape[1]}x{label.shape[0]} but its "
+            raise DataError(f"label PNG {path} is {label.shape[1]}x{label.shape[0]} but its "
                              f"image is {size[1]}x{size[0]}: labels must match the image size")
         if label.min() < 0 or label.max() > 255:
-            raise ValueError(f"label PNG {path}: values must lie in 0..255")
+            raise DataError(f"label PNG {path}: values must lie in 0..255")
         mapped = self.label_lut[label.astype(np.int64)]
         if (mapped < 0).any():
             value = int(label[mapped < 0][0])
-            raise ValueError(f"label PNG {path}: label value {value} is outside the class "
+            raise DataError(f"label PNG {path}: label value {value} is outside the class "
                              f"range (0..{self.num_classes - 1}, 255 void, or the manifest's "
                              "label_mapping)")
         return mapped
@@ -168,12 +170,12 @@ class FolderDataset(torch.utils.data.Dataset):
             with Image.open(path) as handle:
                 raw = np.array(handle)
             if raw.dtype != np.uint16:
-                raise ValueError(f"depth PNG {path} has dtype {raw.dtype} (mode "
+                raise DataError(f"depth PNG {path} has dtype {raw.dtype} (mode "
                                  f"{Image.open(path).mode}): expected a 16-bit single-channel "
                                  "PNG of depth units (uint16)")
             depth = raw.astype(np.float32) * float(self._depth_scale(frame))
         if depth.shape != size:
-            raise ValueError(f"depth {path} is {depth.shape[::-1]} but its image is "
+            raise DataError(f"depth {path} is {depth.shape[::-1]} but its image is "
                              f"{size[::-1]}: depth must match the image size")
         depth[~np.isfinite(depth)] = 0.0
         return depth
@@ -188,7 +190,7 @@ class FolderDataset(torch.utils.data.Dataset):
         try:
             fx, fy, cx, cy = (float(spec[key]) for key in ("fx", "fy", "cx", "cy"))
         except KeyError as error:
-            raise ValueError(f"{self.manifest_path}: intrinsics of {frame['image']} lack "
+            raise DataError(f"{self.manifest_path}: intrinsics of {frame['image']} lack "
                              f"{error}: give fx, fy, cx, cy (and width, height)") from None
         # Calibration made at another resolution: scale about the pixel-centre convention.
         sx = size[1] / float(spec.get("width", size[1]))
@@ -253,10 +255,10 @@ def _read_manifest(path):
         else:
             content = yaml.safe_load(stream)
     if not isinstance(content, dict) or not isinstance(content.get("frames"), list):
-        raise ValueError(f"{path}: a manifest must be a mapping with a 'frames' list")
+        raise DataError(f"{path}: a manifest must be a mapping with a 'frames' list")
     unknown = sorted(set(content) - MANIFEST_KEYS)
     if unknown:
-        raise ValueError(f"{path}: unknown manifest key(s) {unknown}; accepted: "
+        raise DataError(f"{path}: unknown manifest key(s) {unknown}; accepted: "
                          f"{sorted(MANIFEST_KEYS)}")
     return content
 
@@ -266,7 +268,7 @@ def _read_rgb(path):
         with Image.open(path) as handle:
             return np.asarray(handle.convert("RGB"), dtype=np.float32) / 255.0
     except OSError as error:
-        raise ValueError(f"image {path} could not be read: {error}") from error
+        raise DataError(f"image {path} could not be read: {error}") from error
 
 
 def _read_normals(path, size):
@@ -280,7 +282,7 @@ def _read_normals(path, size):
         scale = 65535.0 if raw.dtype == np.uint16 else 255.0
         normals = raw.astype(np.float32) / scale * 2.0 - 1.0
     if normals.shape != (*size, 3):
-        raise ValueError(f"normal map {path} has shape {normals.shape}: expected "
+        raise DataError(f"normal map {path} has shape {normals.shape}: expected "
                          f"{size[0]}x{size[1]}x3 to match its image")
     length = np.linalg.norm(normals, axis=-1, keepdims=True)
     ok = np.abs(length - 1.0) < 0.1

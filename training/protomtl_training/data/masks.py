@@ -15,6 +15,8 @@ import torch
 
 from protomtl_ros.network.tasks import TASKS
 
+from .errors import DataError
+
 SETTINGS = ("full", "onelabel", "randomlabels")
 
 
@@ -40,7 +42,7 @@ def generate_mask(setting: str, num_images: int, seed: int) -> np.ndarray:
             row[rng.choice(num_tasks, size=count, replace=False)] = True
         return mask
 
-    raise ValueError(f"label setting {setting!r} is invalid; accepted: {list(SETTINGS)} or "
+    raise DataError(f"label setting {setting!r} is invalid; accepted: {list(SETTINGS)} or "
                      "the path of a mask file")
 
 
@@ -58,15 +60,15 @@ def read_mask_file(path) -> np.ndarray:
     elif suffix == ".csv":
         values = _read_csv_mask(path)
     else:
-        raise ValueError(f"label mask file {path} has an unsupported extension {suffix!r}: "
+        raise DataError(f"label mask file {path} has an unsupported extension {suffix!r}: "
                          "use .pth/.pt (dict with 'labels_weights'), .json or .csv")
 
     array = np.asarray(values, dtype=np.float64)
     if array.ndim != 2 or array.shape[1] != len(TASKS):
-        raise ValueError(f"label mask file {path} has shape {list(array.shape)}: expected "
+        raise DataError(f"label mask file {path} has shape {list(array.shape)}: expected "
                          f"[N, {len(TASKS)}] with columns {list(TASKS)}")
     if not np.isin(array, (0.0, 1.0)).all():
-        raise ValueError(f"label mask file {path} contains values other than 0 and 1")
+        raise DataError(f"label mask file {path} contains values other than 0 and 1")
     return array.astype(bool)
 
 
@@ -76,7 +78,7 @@ def resolve_mask(setting: str, num_images: int, seed: int) -> np.ndarray:
         return generate_mask(setting, num_images, seed)
     mask = read_mask_file(setting)
     if len(mask) != num_images:
-        raise ValueError(f"label mask file {setting} has {len(mask)} rows but the training "
+        raise DataError(f"label mask file {setting} has {len(mask)} rows but the training "
                          f"set has {num_images} images: use a mask made for this dataset")
     return mask
 
@@ -91,10 +93,10 @@ def _read_torch_mask(path):
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or unsafe files
-        raise ValueError(f"label mask file {path} could not be read as a torch file: "
+        raise DataError(f"label mask file {path} could not be read as a torch file: "
                          f"{error}") from error
     if not isinstance(content, dict) or "labels_weights" not in content:
-        raise ValueError(f"label mask file {path} is not a dict with key 'labels_weights' "
+        raise DataError(f"label mask file {path} is not a dict with key 'labels_weights' "
                          "(the MTPSL mask format)")
     return torch.as_tensor(content["labels_weights"]).float().numpy()
 
@@ -104,12 +106,12 @@ def _read_json_mask(path):
         try:
             content = json.load(stream)
         except json.JSONDecodeError as error:
-            raise ValueError(f"label mask file {path} is not valid JSON: {error}") from error
+            raise DataError(f"label mask file {path} is not valid JSON: {error}") from error
     if isinstance(content, dict):
         for key in ("labels", "labels_weights"):
             if key in content:
                 return content[key]
-        raise ValueError(f"label mask file {path}: expected a list of rows or a dict with "
+        raise DataError(f"label mask file {path}: expected a list of rows or a dict with "
                          "key 'labels'")
     return content
 
@@ -120,11 +122,11 @@ def _read_csv_mask(path):
     if rows and rows[0][0].strip() in TASKS:
         header = [name.strip() for name in rows[0]]
         if header != list(TASKS):
-            raise ValueError(f"label mask file {path} has header {header}: expected "
+            raise DataError(f"label mask file {path} has header {header}: expected "
                              f"{list(TASKS)}")
         rows = rows[1:]
     try:
         return [[float(value) for value in row] for row in rows]
     except ValueError as error:
-        raise ValueError(f"label mask file {path} contains a non-numeric value: "
+        raise DataError(f"label mask file {path} contains a non-numeric value: "
                          f"{error}") from error

@@ -13,6 +13,8 @@ import torch
 
 from protomtl_ros.network.tasks import IGNORE_INDEX, NYU13_CLASSES
 
+from .errors import DataError
+
 FOLDERS = ("image", "label", "depth", "normal")
 
 
@@ -75,7 +77,7 @@ class NYUv2(torch.utils.data.Dataset):
         path = self.root / self.split / "label" / f"{index}.npy"
         bad = label[(label < -1) | (label >= len(NYU13_CLASSES))]
         if bad.size:
-            raise ValueError(f"{path}: label value {int(bad[0])} is outside the class range "
+            raise DataError(f"{path}: label value {int(bad[0])} is outside the class range "
                              f"-1 (void) .. {len(NYU13_CLASSES) - 1}")
 
 
@@ -84,5 +86,5 @@ def _channels_first(array, channels, name, index):
         return np.moveaxis(array, -1, 0)
     if array.ndim == 3 and array.shape[0] == channels:
         return array
-    raise ValueError(f"NYUv2 {name} {index}.npy has shape {array.shape}: expected "
+    raise DataError(f"NYUv2 {name} {index}.npy has shape {array.shape}: expected "
                      f"HxWx{channels} or {channels}xHxW")

@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from protomtl_ros.network.tasks import IGNORE_INDEX, NYU13_PALETTE
 
+from .errors import DataError
 from .scene_appearance import SurfacePatch, shade, surface_albedo
 from .scene_geometry import (BOX, Camera, intersect_primitive, intersect_room_interior,
                              pixel_ray_slopes, primitive_corners, primitive_normals,
@@ -162,7 +163,7 @@ def _surfaces(layout: Layout, hit_id: np.ndarray, points: tuple):
 def render_layout(layout: Layout, height: int, width: int, appearance_rng, hole_rng=None):
     """Render a layout, adding depth holes when hole_rng is given."""
     if height < 1 or width < 1:
-        raise ValueError(f"image size must be at least 1x1 pixels, got {height}x{width}")
+        raise DataError(f"image size must be at least 1x1 pixels, got {height}x{width}")
     intrinsics = scaled_intrinsics(height, width)
     camera = layout.camera
     rotation = camera.rotation()
@@ -253,17 +254,17 @@ class ProceduralScenes(Dataset):
     def __init__(self, split: str, num_scenes: int, height: int = 288, width: int = 384,
                  depth_holes: bool = True, first_seed_offset: int = 0):
         if split not in SPLIT_SEED_OFFSETS:
-            raise ValueError(f"unknown split {split!r}: use one of "
+            raise DataError(f"unknown split {split!r}: use one of "
                              f"{', '.join(SPLIT_SEED_OFFSETS)}")
         if num_scenes < 0 or first_seed_offset < 0:
-            raise ValueError(f"num_scenes ({num_scenes}) and first_seed_offset "
+            raise DataError(f"num_scenes ({num_scenes}) and first_seed_offset "
                              f"({first_seed_offset}) must not be negative")
         if first_seed_offset + num_scenes > SPLIT_SIZE:
-            raise ValueError(f"first_seed_offset + num_scenes = {first_seed_offset + num_scenes}"
+            raise DataError(f"first_seed_offset + num_scenes = {first_seed_offset + num_scenes}"
                              f" exceeds the {SPLIT_SIZE} seeds of a split: lower num_scenes "
                              f"or first_seed_offset")
         if height < 1 or width < 1:
-            raise ValueError(f"image size must be at least 1x1 pixels, got {height}x{width}")
+            raise DataError(f"image size must be at least 1x1 pixels, got {height}x{width}")
         self.split = split
         self.num_scenes = num_scenes
         self.height = height
