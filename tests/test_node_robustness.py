@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from sensor_msgs.msg import Image
 
@@ -84,6 +85,27 @@ def test_invalid_reliability_exits_nonzero(tmp_path, tiny_model_path):
     assert exit_code == 1
     assert "'sometimes'" in log
     assert "best_effort" in log
+
+
+def test_negative_cpu_threads_exits_nonzero(tmp_path, tiny_model_path):
+    parameters = {"model_path": str(tiny_model_path), "cpu_threads": -2}
+
+    exit_code, log = run_until_exit(tmp_path, parameters)
+
+    assert exit_code == 1
+    assert "cpu_threads" in log
+    assert "Traceback" not in log
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this case needs a machine without CUDA")
+def test_cuda_device_without_cuda_exits_nonzero(tmp_path, tiny_model_path):
+    parameters = {"model_path": str(tiny_model_path), "device": "cuda"}
+
+    exit_code, log = run_until_exit(tmp_path, parameters)
+
+    assert exit_code == 1
+    assert "CUDA is not available here" in log
+    assert "Traceback" not in log
 
 
 class Session:
