@@ -193,10 +193,47 @@ def learning_section(learning: dict) -> list:
             cells.append(cell)
         wall = sum(run["wall_s"] for run in entry["runs"]) / len(entry["runs"])
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {wall:.0f} |")
-    lines.append("")
+    lines += ["", "Seconds per run are wall-clock times; they grow when other jobs share the "
+              "CPU.", ""]
+    lines += method_gain_lines(learning["configurations"])
     if learning.get("curves_png"):
         lines += [f"![validation curves](images/{Path(learning['curves_png']).name})", ""]
     return lines
+
+
+# Metrics compared in the method-minus-plain table, with True where lower is better.
+GAIN_METRICS = (("semseg.miou", False), ("depth.abs_err", True), ("normals.mean", True))
+
+
+def method_gain_lines(configurations: dict) -> list:
+    """Table of method minus plain per label setting, next to the larger seed spread."""
+    rows = []
+    for labels in ("onelabel", "randomlabels"):
+        method = configurations.get(f"method_{labels}")
+        plain = configurations.get(f"plain_{labels}")
+        if method is None or plain is None:
+            continue
+        cells = []
+        for key, lower_is_better in GAIN_METRICS:
+            difference = method["summary"][key]["mean"] - plain["summary"][key]["mean"]
+            spread = max(method["summary"][key]["std"], plain["summary"][key]["std"])
+            better = difference < 0 if lower_is_better else difference > 0
+            digits = 2 if key == "normals.mean" else 4
+            cells.append(f"{difference:+.{digits}f} ({'better' if better else 'worse'}; "
+                         f"spread {spread:.{digits}f})")
+        rows.append(f"| {labels} | " + " | ".join(cells) + " |")
+    if not rows:
+        return []
+    return [
+        "Method minus plain, difference of the means; the spread is the larger of the two "
+        "sample standard deviations over seeds. A difference smaller than the spread is "
+        "within seed noise.",
+        "",
+        "| Labels | mIoU | depth abs err (m) | normals mean (°) |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
 
 
 def write_markdown(results: dict, path: Path = DOCS_PATH) -> None:
