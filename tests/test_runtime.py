@@ -1,5 +1,7 @@
 """Tests of pre/post-processing, colour images, checkpoints and the eager inference engine."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import torch
@@ -90,6 +92,21 @@ def test_postprocess_resizes_to_exact_size():
     assert predictions.class_ids.dtype == np.uint8
     assert predictions.normals.shape == (31, 7, 3)
     assert predictions.normals.dtype == np.float32
+
+
+def test_postprocess_with_executor_matches_serial():
+    generator = torch.Generator().manual_seed(3)
+    logits = torch.randn(1, 13, 24, 32, generator=generator)
+    depth = torch.rand(1, 1, 24, 32, generator=generator) * 5.0
+    normals = torch.nn.functional.normalize(torch.randn(1, 3, 24, 32, generator=generator), dim=1)
+
+    serial = postprocess(logits, depth, normals, (50, 70), 0.1, 10.0)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        parallel = postprocess(logits, depth, normals, (50, 70), 0.1, 10.0, executor=executor)
+
+    assert np.array_equal(serial.class_ids, parallel.class_ids)
+    assert np.array_equal(serial.depth, parallel.depth, equal_nan=True)
+    assert np.array_equal(serial.normals, parallel.normals, equal_nan=True)
 
 
 def test_postprocess_class_ids_follow_argmax():

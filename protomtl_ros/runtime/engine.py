@@ -1,5 +1,6 @@
 """Inference engine: RGB frame in, Predictions at the input resolution out."""
 
+from concurrent.futures import Executor
 import os
 import time
 from typing import Callable
@@ -108,12 +109,16 @@ class InferenceEngine:
         """Largest valid depth in metres."""
         return float(self.metadata["max_depth_m"])
 
-    def predict(self, rgb: np.ndarray) -> Predictions:
-        """Predict depth, classes and normals for one H x W x 3 uint8 RGB frame."""
+    def predict(self, rgb: np.ndarray, executor: Executor | None = None) -> Predictions:
+        """Predict depth, classes and normals for one H x W x 3 uint8 RGB frame.
+
+        An `executor` (a thread pool) lets post-processing use a second thread.
+        """
         x = preprocess(rgb, self.input_size, self.metadata["mean"], self.metadata["std"],
                        self.device)
         outputs = self.forward(x)
-        return postprocess(*outputs, rgb.shape[:2], self.min_depth_m, self.max_depth_m)
+        return postprocess(*outputs, rgb.shape[:2], self.min_depth_m, self.max_depth_m,
+                           executor=executor)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Run the model on a normalised batch; store its time in forward_ms."""

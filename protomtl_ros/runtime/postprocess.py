@@ -1,5 +1,6 @@
 """Turn network outputs at the network size into Predictions at the input image size."""
 
+from concurrent.futures import Executor
 import math
 
 import cv2
@@ -11,14 +12,26 @@ from .predictions import Predictions
 
 
 def postprocess(semseg_logits: torch.Tensor, depth: torch.Tensor, normals: torch.Tensor,
-                output_size, min_depth_m: float, max_depth_m: float) -> Predictions:
-    """Resize one frame's outputs (batch 1) to `output_size` (H, W) and mark invalid pixels."""
-    height, width = (int(v) for v in output_size)
-    return Predictions(
-        depth=depth_to_image(depth[0:1], (height, width), min_depth_m, max_depth_m),
-        class_ids=class_ids_to_image(semseg_logits[0:1], (height, width)),
-        normals=normals_to_image(normals[0:1], (height, width)),
-    )
+                output_size, min_depth_m: float, max_depth_m: float,
+                executor: Executor | None = None) -> Predictions:
+    """Resize one frame's outputs (batch 1) to `output_size` (H, W) and mark invalid pixels.
+
+    With an `executor`, the normals are resized on one of its threads while this thread does
+    depth and class ids; OpenCV and numpy release the GIL, so the two run in parallel.
+    """
+    size = tuple(int(v) for v in output_size)
+    if executor is None:
+        resized_normals = normals_to_image(normals[0:1], size)
+    else:
+        pending = executor.submit(normals_to_image, normals[0:1], size)
+    try:
+        depth_image = depth_to_image(depth[0:1], size, min_depth_m, max_depth_m)
+        class_ids = class_ids_to_image(semseg_logits[0:1], size)
+    finally:
+        if executor is not None:
+            # Wait even when this thread failed, so no work of this frame outlives it.
+            resized_normals = pending.result()
+    return Predictions(depth=depth_image, class_ids=class_ids, normals=resized_normals)
 
 
 def depth_to_image(depth: torch.Tensor, size, min_depth_m: float, max_depth_m: float):
