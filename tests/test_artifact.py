@@ -111,6 +111,13 @@ def test_container_members(tiny_artifact):
     assert names == ["metadata.json", "exported.pt2"]
 
 
+def test_artifact_mode_follows_umask(tiny_artifact):
+    path, _, _ = tiny_artifact
+    umask = os.umask(0)
+    os.umask(umask)
+    assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask
+
+
 def test_engine_attributes_from_artifact(tiny_artifact):
     path, _, _ = tiny_artifact
     engine = InferenceEngine.from_file(path)
