@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from protomtl_ros.network.tasks import IGNORE_INDEX, NYU13_CLASSES
+from protomtl_training import render_scenes
 from protomtl_training.data import scenes
 from protomtl_training.data.scene_geometry import intersect_room_interior
 from protomtl_training.data.scene_sensor import (GRAZING_COSINE, MIN_RANGE_M, TV_ID,
@@ -268,7 +269,8 @@ def test_grid_command_writes_png(tmp_path):
     from PIL import Image
 
     output = tmp_path / "grid.png"
-    scenes.main(["--output", str(output), "--count", "2", "--height", "48", "--width", "64"])
+    render_scenes.main(["--output", str(output), "--count", "2", "--height", "48",
+                        "--width", "64"])
     grid = Image.open(output)
 
     assert grid.size[0] > 4 * 64
