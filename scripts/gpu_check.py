@@ -185,6 +185,18 @@ def main(argv=None) -> int:
             engine = InferenceEngine.from_file(result["path"], device=device,
                                                backend=result["backend_used"])
             report["forward_ms"][name] = time_forward(engine.runner, image, args.repeats)
+
+        # The portable program is what a GPU machine without a usable compiled program
+        # falls back to: it is moved to CUDA at load time.
+        portable = InferenceEngine.from_file(report["exports"]["aoti_fp32"]["path"],
+                                             device=device, backend="exported")
+        with torch.inference_mode():
+            expected, actual = graph(image), portable.runner(image)
+        report["portable_on_cuda"] = {
+            "max_abs_difference": [float((a - e).abs().max()) for a, e in zip(actual, expected)],
+            "tolerance": export_tool.FP32_ABS_TOLERANCE,
+        }
+        report["forward_ms"]["exported"] = time_forward(portable.runner, image, args.repeats)
     print(f"forward_ms: {report['forward_ms']}")
 
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -193,6 +205,8 @@ def main(argv=None) -> int:
 
     failures = [f"{name}: {failure}" for name, result in report["exports"].items()
                 for failure in result["parity_failures"]]
+    if max(report["portable_on_cuda"]["max_abs_difference"]) > export_tool.FP32_ABS_TOLERANCE:
+        failures.append(f"portable program on CUDA: {report['portable_on_cuda']}")
     if not report["training"]["all_finite"]:
         failures.append("training produced a non-finite loss")
     for failure in failures:
