@@ -120,6 +120,60 @@ def test_folder_depth_wrong_dtype(tmp_path):
         dataset[0]
 
 
+def rewrite_manifest(path, change):
+    manifest = yaml.safe_load(path.read_text())
+    change(manifest)
+    path.write_text(yaml.safe_dump(manifest))
+    return path
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda m: m.update(intrinsics=[10.0, 10.0, 3.5, 2.5]), "intrinsics of frame rgb.png is"),
+    (lambda m: m["intrinsics"].update(fx="10f"), "fx '10f' is invalid: use a positive number"),
+    (lambda m: m["intrinsics"].update(width=0), "width 0 is invalid: use a positive number"),
+    (lambda m: m.update(depth_scale_to_metres="mm"), "depth_scale_to_metres 'mm' is invalid"),
+    (lambda m: m["frames"].append("rgb.png"), "every frame must be a mapping"),
+    (lambda m: m["frames"][0].update(splits="trainval"), "splits must be a list"),
+    (lambda m: m.update(intrinsics="absent.json"), "absent.json"),
+])
+def test_folder_manifest_mistakes_named(tmp_path, change, message):
+    manifest = rewrite_manifest(write_folder(tmp_path), change)
+    with pytest.raises((ValueError, FileNotFoundError)) as error:
+        FolderDataset(manifest)
+    assert message in str(error.value)
+    assert "manifest.yaml" in str(error.value)
+
+
+def test_folder_available_tasks(tmp_path):
+    manifest = write_folder(tmp_path)
+    rewrite_manifest(manifest, lambda m: m["frames"].append({"image": "rgb.png"}))
+    dataset = FolderDataset(manifest)
+    assert dataset.available_tasks(0) == [True, True, True]
+    assert dataset.available_tasks(1) == [False, False, False]
+
+
+def test_onelabel_mask_picks_available_tasks():
+    available = np.array([[True, False, False], [False, True, True], [False, True, True],
+                          [False, False, True], [False, False, False]] * 4)
+    mask = generate_mask("onelabel", len(available), seed=0, available=available)
+    assert not (mask & ~available).any()
+    labelled = mask.sum(1)
+    assert (labelled[available.any(1)] == 1).all()
+    assert (labelled[~available.any(1)] == 0).all()
+    # Rows 1 and 2 of each block may take depth or normals, row 3 only normals: the least-used
+    # choice keeps depth and normals close to 6 each.
+    counts = mask.sum(0)
+    assert counts[0] == 4
+    assert counts[1] + counts[2] == 12
+    assert abs(int(counts[1]) - int(counts[2])) <= 2
+
+
+def test_full_mask_keeps_only_available_tasks():
+    available = np.array([[True, False, True], [True, True, True]])
+    mask = generate_mask("full", 2, seed=0, available=available)
+    assert np.array_equal(mask, available)
+
+
 def test_normals_from_depth_tilted_floor():
     # Camera at height 1 m looking along a horizontal floor: y (down) points at the floor,
     # so the floor normal is (0, -1, 0) in the optical frame.

@@ -362,3 +362,13 @@ def test_camera_info_without_size_rejected():
         scale_camera_info(make_camera_info(0, 0), 320, 240)
 
     assert "0x0" in str(error.value)
+
+
+def test_camera_info_without_intrinsics_rejected():
+    info = make_camera_info()
+    info.k = [0.0] * 9
+
+    with pytest.raises(InputError) as error:
+        scale_camera_info(info, 320, 240)
+
+    assert "fx=0.0 and fy=0.0" in str(error.value)

@@ -14,6 +14,7 @@ difference per output and exits with status 1 when one exceeds the tolerance.
 
 import argparse
 import copy
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,10 @@ DEFAULT_FRAME = REPO / "data" / "samples" / "real" / "nyu_0551" / "rgb.jpg"
 # programs fuse and reorder float32 operations: measured here, that moves results by 4e-5 or
 # less for the tiny and small models.
 FP32_ABS_TOLERANCE = 1e-4
+# Largest network input, in pixels, export accepts (1024x1024). The retrieval transformer
+# attends over every feature-map position; at 2048x2048 one attention matrix alone needed an
+# 8 GiB allocation on the CPU.
+MAX_INPUT_PIXELS = 1024 * 1024
 # fp16: relative to the largest magnitude of that output in the eager result. float16 keeps
 # an 11-bit significand (rounding error 4.9e-4 per operation), which grows over the network's
 # few dozen layers; 1e-2 is an estimate of the result. 5e-2 still catches a wrong weight,
@@ -102,6 +107,18 @@ def parse_args(argv=None) -> ExportSettings:
         value = getattr(args, name)
         if value is not None and (value < 32 or value % 32):
             parser.error(f"--{name} {value}: use a positive multiple of 32")
+    if args.height and args.width and args.height * args.width > MAX_INPUT_PIXELS:
+        parser.error(f"--height {args.height} --width {args.width}: at most "
+                     f"{MAX_INPUT_PIXELS} pixels; the retrieval transformer's attention "
+                     "memory grows with the square of the pixel count")
+    # Fail before minutes of compiling, not when the file is written.
+    folder = args.output.resolve().parent
+    if args.output.is_dir():
+        parser.error(f"--output {args.output} is a folder; give a file name ending in .pt2")
+    if not folder.is_dir():
+        parser.error(f"--output {args.output}: folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        parser.error(f"--output {args.output}: folder {folder} is not writable")
 
     return ExportSettings(**vars(args))
 

@@ -54,6 +54,10 @@ def resolve_paths(args):
     if args.resume and not (output_dir / "last.pt").is_file():
         raise ConfigError(f"--resume: {output_dir / 'last.pt'} not found; pass the run folder "
                           "of an earlier training run, or drop --resume to start a new run")
+    if not args.resume and output_dir is not None and any(
+            (output_dir / name).exists() for name in ("last.pt", "best.pt")):
+        raise ConfigError(f"{output_dir} already holds a training run; add --resume to "
+                          "continue it, or choose another --output-dir")
     if output_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")
         output_dir = Path("runs") / f"{config_path.stem}-{stamp}"

@@ -21,6 +21,11 @@ def scale_camera_info(info: CameraInfo, width: int, height: int, header=None) ->
         )
     if width < 1 or height < 1:
         raise InputError(f"cannot scale camera_info to an empty size {width}x{height}")
+    if not (info.k[0] > 0 and info.k[4] > 0):
+        raise InputError(
+            f"camera_info has K with fx={info.k[0]} and fy={info.k[4]}, so it describes no "
+            "camera; the camera driver must publish its calibration"
+        )
 
     scale_x = width / info.width
     scale_y = height / info.height

@@ -17,6 +17,7 @@ class CounterSnapshot:
     dropped: int = 0
     rejected: int = 0
     failed: int = 0
+    camera_info_rejected: int = 0
 
 
 class FrameCounters:
@@ -24,7 +25,8 @@ class FrameCounters:
 
     Every received frame ends up in exactly one of: published, dropped (replaced by a newer
     frame before inference started), rejected (unusable input message), failed (inference
-    error or non-finite output), or still pending.
+    error or non-finite output), or still pending. camera_info_rejected counts camera_info
+    messages that could not be scaled to a published frame; that frame is still published.
     """
 
     def __init__(self):
@@ -69,6 +71,7 @@ class FrameCounters:
                 dropped=counts.dropped,
                 rejected=counts.rejected,
                 failed=counts.failed,
+                camera_info_rejected=counts.camera_info_rejected,
             )
 
     @property
@@ -132,6 +135,7 @@ class DiagnosticsReporter:
             "frames_dropped": str(current.dropped),
             "frames_rejected": str(current.rejected),
             "frames_failed": str(current.failed),
+            "camera_info_rejected": str(current.camera_info_rejected),
             "backend": self._backend,
             "device": self._device,
             "last_error": self._counters.last_error,
@@ -151,6 +155,13 @@ class DiagnosticsReporter:
             return (
                 DiagnosticStatus.WARN,
                 f"{new_rejected} frame(s) rejected and {new_failed} failed in the last period",
+            )
+        new_info_rejected = current.camera_info_rejected - previous.camera_info_rejected
+        if new_info_rejected:
+            return (
+                DiagnosticStatus.WARN,
+                f"{new_info_rejected} frame(s) published without depth camera_info in the last "
+                "period: the camera_info is unusable",
             )
         if current.received == previous.received:
             return DiagnosticStatus.OK, "waiting for images"

@@ -99,8 +99,12 @@ def declare_settings(node) -> NodeSettings:
                 field.name, default, _descriptor(field.name, default)
             )
         except ParameterException as error:
+            hint = ""
+            if isinstance(default, float) and "of type 'INTEGER'" in str(error):
+                hint = " Write a decimal point (10.0, not 10): this parameter is a double."
             raise ParameterError(
-                f"parameter '{field.name}' is invalid: {error}. {_DESCRIPTIONS[field.name]}"
+                f"parameter '{field.name}' is invalid: {error}.{hint} "
+                f"{_DESCRIPTIONS[field.name]}"
             ) from error
         values[field.name] = parameter.value
 
@@ -114,7 +118,9 @@ def validate_settings(settings: NodeSettings) -> None:
     if not settings.model_path:
         raise ParameterError(
             "parameter 'model_path' is empty; set it to an exported model (.pt2) or a "
-            "training checkpoint, e.g. --ros-args -p model_path:=/path/to/model.pt2"
+            "training checkpoint, e.g. --ros-args -p model_path:=/path/to/model.pt2. A "
+            "parameter file applies only under the node's name: its top-level key must be "
+            "protomtl_perception (or /** for every node)"
         )
 
     for name, choices in _CHOICES.items():

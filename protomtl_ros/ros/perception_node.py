@@ -298,8 +298,16 @@ class PerceptionNode(Node):
         try:
             scaled = scale_camera_info(info, width, height, header)
         except InputError as error:
-            self._count_and_log("failed", f"camera_info not published: {error}")
+            self._count_and_log("camera_info_rejected", f"camera_info not published: {error}")
             return
+        if info.width * height != info.height * width:
+            self._warn_once(
+                "camera_info_aspect",
+                f"camera_info is {info.width}x{info.height} but images are {width}x{height}, a "
+                "different aspect ratio: the scaled intrinsics are only right if the images "
+                "were resized without cropping. Check that camera_info belongs to the image "
+                "topic.",
+            )
         self._publishers_by_topic[DEPTH_INFO_TOPIC].publish(scaled)
 
     def _diagnostics_callback(self):

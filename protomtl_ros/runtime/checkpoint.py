@@ -7,6 +7,7 @@ import zipfile
 import torch
 
 from ..network import ModelConfig, build_model
+from .container import is_container
 from .errors import ModelLoadError
 
 CHECKPOINT_FORMAT_VERSION = 1
@@ -27,19 +28,33 @@ def write_checkpoint(path, model: torch.nn.Module, config: ModelConfig, **extra)
 def read_checkpoint(path) -> dict:
     """Load a checkpoint dict with weights_only=True; raise ModelLoadError when unusable."""
     path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ModelLoadError(
+            f"checkpoint {path!r} is a folder; pass a checkpoint file in it, such as "
+            f"{os.path.join(path, 'best.pt')!r}"
+        )
     if not os.path.isfile(path):
         raise ModelLoadError(
             f"checkpoint not found: {path!r}; expected a training checkpoint written by "
             "training/train.py"
         )
+    if is_container(path):
+        raise ModelLoadError(
+            f"{path!r} is an exported model (.pt2 from training/export.py), not a training "
+            "checkpoint; pass the best.pt or last.pt of a training run"
+        )
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
-            OSError) as error:
+            KeyError, OSError) as error:
+        # torch's message goes on to suggest weights_only=False, which would run code from
+        # the file; keep only its first line.
+        lines = str(error).strip().splitlines()
+        reason = type(error).__name__ + (f": {lines[0]}" if lines else "")
         raise ModelLoadError(
             f"{path!r} is not a readable training checkpoint (truncated or another kind of "
-            f"file?): {error}"
+            f"file?): {reason}"
         ) from error
 
     if not isinstance(state, dict) or any(key not in state for key in REQUIRED_KEYS):

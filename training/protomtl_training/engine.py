@@ -18,7 +18,7 @@ from protomtl_ros.network import build_model
 
 from . import checkpoint as ckpt
 from .config import Config, save_config
-from .data import build_datasets, label_counts
+from .data import DataError, build_datasets, label_counts
 from .distributed import (DistInfo, ResumableSampler, all_ranks_agree, barrier,
                           cleanup_distributed, setup_distributed)
 from .losses import MultiTaskLoss
@@ -84,7 +84,7 @@ def build_data(config: Config, info: DistInfo):
     train_set, val_set = build_datasets(data_config, model_config.input_height,
                                         model_config.input_width, seed=config.train.seed)
     if len(train_set) < config.train.batch_size * info.world_size:
-        raise ValueError(f"the training set has {len(train_set)} images, fewer than one batch "
+        raise DataError(f"the training set has {len(train_set)} images, fewer than one batch "
                          f"({config.train.batch_size} x {info.world_size} processes): lower "
                          "train.batch_size or add data")
     if info.is_main:
@@ -136,8 +136,9 @@ def prepare_run(config: Config, output_dir, info: DistInfo) -> Run:
     if config.train.deterministic:
         torch.use_deterministic_algorithms(True)
 
-    # The datasets are opened before the run folder is written, so a bad data path leaves
-    # no half-made run behind.
+    # The datasets are opened before the run folder is written, so a missing path or a
+    # malformed manifest leaves no half-made run behind. Files that are unreadable show up
+    # only when a batch loads them.
     train_loader, sampler, val_loader = build_data(config, info)
     if info.is_main:
         output_dir.mkdir(parents=True, exist_ok=True)

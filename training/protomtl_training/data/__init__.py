@@ -128,14 +128,15 @@ def build_datasets(data_config, height: int, width: int, seed: int = 0):
     """
     train_raw = build_raw_dataset(data_config, data_config.train_split, height, width)
     val_raw = build_raw_dataset(data_config, data_config.val_split, height, width)
-    mask = resolve_mask(data_config.labels, len(train_raw), data_config.label_seed)
+    available = available_tasks(train_raw)
+    mask = resolve_mask(data_config.labels, len(train_raw), data_config.label_seed, available)
 
     if data_config.extra_manifest:
         extra_train = FolderDataset(data_config.extra_manifest, data_config.train_split)
         extra_val = FolderDataset(data_config.extra_manifest, data_config.val_split)
         train_raw = ConcatDataset([train_raw, extra_train])
         val_raw = ConcatDataset([val_raw, extra_val])
-        mask = np.concatenate([mask, np.ones((len(extra_train), len(TASKS)), dtype=bool)])
+        mask = np.concatenate([mask, available_tasks(extra_train)])
 
     train = MultiTaskDataset(train_raw, height, width, label_mask=mask,
                              augment=data_config.augment,
@@ -145,8 +146,15 @@ def build_datasets(data_config, height: int, width: int, seed: int = 0):
     return train, val
 
 
+def available_tasks(raw: Dataset) -> np.ndarray:
+    """bool [N, 3]: the tasks each image of `raw` has labels for (all for generated data)."""
+    if isinstance(raw, FolderDataset):
+        return np.array([raw.available_tasks(index) for index in range(len(raw))], dtype=bool)
+    return np.ones((len(raw), len(TASKS)), dtype=bool)
+
+
 def label_counts(dataset: MultiTaskDataset) -> dict:
-    """Return how many images the partial-label mask marks as labelled, per task."""
+    """Return how many training images are labelled, per task (labels present and kept)."""
     if dataset.label_mask is None:
         return {task: len(dataset) for task in TASKS}
     counts = dataset.label_mask.sum(0).tolist()

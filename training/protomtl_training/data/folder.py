@@ -23,6 +23,7 @@ the optical frame (x right, y down, z forward), pointing towards the camera.
 """
 
 import json
+import math
 from pathlib import Path
 
 import cv2
@@ -60,15 +61,27 @@ class FolderDataset(torch.utils.data.Dataset):
         self.label_lut = self._label_lookup(content.get("label_mapping"))
         self.depth_scale = content.get("depth_scale_to_metres")
         self.intrinsics = content.get("intrinsics")
+        for frame in content["frames"]:
+            self._check_frame_entry(frame)
         self.frames = [frame for frame in content["frames"]
                        if split in frame.get("splits", [split])]
         if not self.frames:
             raise DataError(f"{self.manifest_path}: no frame belongs to split {split!r}")
+        self._intrinsics_specs = {}
         for frame in self.frames:
             self._check_frame(frame)
 
     def __len__(self):
         return len(self.frames)
+
+    def available_tasks(self, index: int) -> list[bool]:
+        """Tasks that frame `index` has labels for, from the manifest alone: semseg, depth,
+        normals (a normal map, or depth with intrinsics)."""
+        frame = self.frames[index]
+        has_depth = bool(frame.get("depth"))
+        has_intrinsics = frame.get("intrinsics", self.intrinsics) is not None
+        return [bool(frame.get("label")), has_depth,
+                bool(frame.get("normals")) or (has_depth and has_intrinsics)]
 
     def __getitem__(self, index):
         frame = self.frames[index]
@@ -124,14 +137,22 @@ class FolderDataset(torch.utils.data.Dataset):
             lut[source] = target
         return lut
 
-    def _check_frame(self, frame):
-        if not isinstance(frame, dict) or "image" not in frame:
-            raise DataError(f"{self.manifest_path}: every frame needs an 'image' path, got "
-                             f"{frame!r}")
+    def _check_frame_entry(self, frame):
+        """Check the form of one manifest entry: a mapping with an image and known keys."""
+        if not isinstance(frame, dict) or not isinstance(frame.get("image"), str):
+            raise DataError(f"{self.manifest_path}: every frame must be a mapping with an "
+                            f"'image' path, got {frame!r}")
         unknown = sorted(set(frame) - FRAME_KEYS)
         if unknown:
             raise DataError(f"{self.manifest_path}: unknown frame key(s) {unknown}; accepted: "
                              f"{sorted(FRAME_KEYS)}")
+        splits = frame.get("splits", [])
+        if not isinstance(splits, list) or not all(isinstance(s, str) for s in splits):
+            raise DataError(f"{self.manifest_path}: frame {frame['image']}: splits must be a "
+                            f"list of split names such as [train, val], got {splits!r}")
+
+    def _check_frame(self, frame):
+        """Check that the files of one frame of this split exist and its numbers are usable."""
         for key in ("image", "depth", "label", "normals"):
             if frame.get(key) and not (self.root / frame[key]).is_file():
                 raise FileNotFoundError(f"{key} file not found: {self.root / frame[key]} "
@@ -139,6 +160,12 @@ class FolderDataset(torch.utils.data.Dataset):
         if frame.get("depth") and self._depth_scale(frame) is None:
             raise DataError(f"{self.manifest_path}: frame {frame['image']} has depth but no "
                              "depth_scale_to_metres (set it per frame or for the manifest)")
+        scale = self._depth_scale(frame)
+        if scale is not None and not _is_positive_number(scale):
+            raise DataError(f"{self.manifest_path}: frame {frame['image']}: "
+                            f"depth_scale_to_metres {scale!r} is invalid: give the metres per "
+                            "depth unit as a positive number, such as 0.001 for millimetres")
+        self._intrinsics_spec(frame)
 
     def _depth_scale(self, frame):
         return frame.get("depth_scale_to_metres", self.depth_scale)
@@ -180,18 +207,48 @@ class FolderDataset(torch.utils.data.Dataset):
         depth[~np.isfinite(depth)] = 0.0
         return depth
 
-    def _frame_intrinsics(self, frame, size):
+    def _intrinsics_spec(self, frame) -> dict | None:
+        """Return the checked intrinsics of a frame (read from JSON when given as a path)."""
         spec = frame.get("intrinsics", self.intrinsics)
         if spec is None:
             return None
+        key = spec if isinstance(spec, str) else id(spec)
+        if key in self._intrinsics_specs:
+            return self._intrinsics_specs[key]
+
+        where = f"{self.manifest_path}: intrinsics of frame {frame['image']}"
         if isinstance(spec, str):
-            with open(self.root / spec) as stream:
-                spec = json.load(stream)
-        try:
-            fx, fy, cx, cy = (float(spec[key]) for key in ("fx", "fy", "cx", "cy"))
-        except KeyError as error:
-            raise DataError(f"{self.manifest_path}: intrinsics of {frame['image']} lack "
-                             f"{error}: give fx, fy, cx, cy (and width, height)") from None
+            path = self.root / spec
+            try:
+                with open(path) as stream:
+                    spec = json.load(stream)
+            except FileNotFoundError:
+                raise FileNotFoundError(f"{where}: file not found: {path}") from None
+            except (OSError, json.JSONDecodeError) as error:
+                raise DataError(f"{where}: {path} is not readable JSON: {error}") from None
+            where = f"{where} ({path})"
+        usage = ("give a mapping with fx, fy, cx, cy in pixels (and the width and height of "
+                 "the calibration)")
+        if not isinstance(spec, dict):
+            raise DataError(f"{where} is {spec!r}: {usage}")
+        missing = [name for name in ("fx", "fy", "cx", "cy") if name not in spec]
+        if missing:
+            raise DataError(f"{where} lack {missing}: {usage}")
+        for name in ("fx", "fy", "width", "height"):
+            if name in spec and not _is_positive_number(spec[name]):
+                raise DataError(f"{where}: {name} {spec[name]!r} is invalid: use a positive "
+                                "number")
+        for name in ("cx", "cy"):
+            if not _is_number(spec[name]):
+                raise DataError(f"{where}: {name} {spec[name]!r} is invalid: use a number")
+        self._intrinsics_specs[key] = spec
+        return spec
+
+    def _frame_intrinsics(self, frame, size):
+        spec = self._intrinsics_spec(frame)
+        if spec is None:
+            return None
+        fx, fy, cx, cy = (float(spec[key]) for key in ("fx", "fy", "cx", "cy"))
         # Calibration made at another resolution: scale about the pixel-centre convention.
         sx = size[1] / float(spec.get("width", size[1]))
         sy = size[0] / float(spec.get("height", size[0]))
@@ -246,6 +303,15 @@ def normals_from_depth(depth: np.ndarray, fx: float, fy: float, cx: float, cy: f
     normals[flip] *= -1.0
     normals[~ok] = 0.0
     return normals.astype(np.float32)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
+        value)
+
+
+def _is_positive_number(value) -> bool:
+    return _is_number(value) and value > 0
 
 
 def _read_manifest(path):

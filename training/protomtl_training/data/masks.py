@@ -20,10 +20,17 @@ from .errors import DataError
 SETTINGS = ("full", "onelabel", "randomlabels")
 
 
-def generate_mask(setting: str, num_images: int, seed: int) -> np.ndarray:
-    """Draw a bool [num_images, 3] mask for a named setting, reproducible from seed."""
+def generate_mask(setting: str, num_images: int, seed: int,
+                  available: np.ndarray | None = None) -> np.ndarray:
+    """Draw a bool [num_images, 3] mask for a named setting, reproducible from seed.
+
+    `available` (bool [num_images, 3]) marks the tasks each image has labels for; the mask
+    only picks among those. Without it every image is taken as fully labelled.
+    """
     rng = np.random.default_rng(seed)
     num_tasks = len(TASKS)
+    if available is not None and not np.asarray(available, dtype=bool).all():
+        return _mask_within_available(setting, np.asarray(available, dtype=bool), rng)
     if setting == "full":
         return np.ones((num_images, num_tasks), dtype=bool)
 
@@ -44,6 +51,31 @@ def generate_mask(setting: str, num_images: int, seed: int) -> np.ndarray:
 
     raise DataError(f"label setting {setting!r} is invalid; accepted: {list(SETTINGS)} or "
                      "the path of a mask file")
+
+
+def _mask_within_available(setting: str, available: np.ndarray, rng) -> np.ndarray:
+    """generate_mask for images labelled for some tasks only."""
+    if setting == "full":
+        return available.copy()
+    if setting not in SETTINGS:
+        raise DataError(f"label setting {setting!r} is invalid; accepted: {list(SETTINGS)} or "
+                        "the path of a mask file")
+    mask = np.zeros_like(available)
+    counts = np.zeros(available.shape[1], dtype=np.int64)
+    for row in rng.permutation(len(available)):
+        tasks = np.flatnonzero(available[row])
+        if len(tasks) <= 1:
+            mask[row, tasks] = True
+        elif setting == "onelabel":
+            # The least-used task among those available, ties broken at random, keeps the
+            # task counts as even as the labels allow.
+            fewest = tasks[counts[tasks] == counts[tasks].min()]
+            mask[row, rng.choice(fewest)] = True
+        else:
+            count = rng.integers(1, len(tasks))
+            mask[row, rng.choice(tasks, size=count, replace=False)] = True
+        counts += mask[row]
+    return mask
 
 
 def read_mask_file(path) -> np.ndarray:
@@ -72,15 +104,19 @@ def read_mask_file(path) -> np.ndarray:
     return array.astype(bool)
 
 
-def resolve_mask(setting: str, num_images: int, seed: int) -> np.ndarray:
-    """Return the mask of a named setting or mask file, checked against the dataset size."""
+def resolve_mask(setting: str, num_images: int, seed: int,
+                 available: np.ndarray | None = None) -> np.ndarray:
+    """Return the mask of a named setting or mask file, checked against the dataset size.
+
+    The result never marks a task that `available` (the labels the files hold) lacks.
+    """
     if setting in SETTINGS:
-        return generate_mask(setting, num_images, seed)
+        return generate_mask(setting, num_images, seed, available)
     mask = read_mask_file(setting)
     if len(mask) != num_images:
         raise DataError(f"label mask file {setting} has {len(mask)} rows but the training "
                          f"set has {num_images} images: use a mask made for this dataset")
-    return mask
+    return mask if available is None else mask & np.asarray(available, dtype=bool)
 
 
 def write_mask_json(mask: np.ndarray, path):
