@@ -336,6 +336,21 @@ def test_export_rejects_bad_size(tiny_model_path, tmp_path, capsys, option, valu
     assert f"{option} {value}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("extra, message", [
+    (["--output", "{tmp}/absent/m.pt2"], "does not exist; create it first"),
+    (["--output", "{tmp}/folder.pt2"], "is a folder"),
+    (["--output", "{tmp}/m.pt2", "--height", "2048", "--width", "2048"], "at most 1048576"),
+])
+def test_export_rejects_bad_output_early(tiny_model_path, tmp_path, capsys, extra, message):
+    (tmp_path / "folder.pt2").mkdir()
+    arguments = [value.format(tmp=tmp_path) for value in extra]
+    with pytest.raises(SystemExit) as exit_info:
+        export_tool.parse_args(["--checkpoint", str(tiny_model_path), "--backend", "exported",
+                                *arguments])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
 def test_export_cuda_without_cuda_fails_clearly(tiny_model_path, tmp_path, capsys):
     if torch.cuda.is_available():
         pytest.skip("CUDA is available: this case needs a machine without CUDA")

@@ -205,6 +205,19 @@ def test_config_value_of_wrong_type(override, message):
     assert message in str(error.value)
 
 
+def test_train_refuses_existing_run_folder(tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "training" / "train.py"), "--output-dir", str(tmp_path),
+         "train.max_steps=1"],
+        capture_output=True, text=True, timeout=120,
+        env=dict(os.environ, PYTHONPATH=f"{REPO / 'training'}{os.pathsep}{REPO}"),
+    )
+    assert result.returncode == 1
+    assert "already holds a training run; add --resume" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.slow
 def test_ddp_two_processes_and_evaluate(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1",
