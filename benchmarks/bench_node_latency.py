@@ -181,8 +181,8 @@ def measure_overhead(args, publisher, recorder, engine, frame_msg, x) -> dict:
         publisher.publish(frame_msg)
         arrived = recorder.last_arrival(key, FRAME_TIMEOUT_S)
         if arrived is None:
-            raise RuntimeError(f"the node did not answer overhead frame {index} within "
-                               f"{FRAME_TIMEOUT_S} s")
+            raise RuntimeError(f"timed out after {FRAME_TIMEOUT_S} s waiting for the node's "
+                               f"outputs of overhead frame {index}; see the node log")
         end_to_end_ms.append((arrived - sent) * 1000.0)
 
     median_forward = statistics.median(forward_ms)
@@ -264,8 +264,8 @@ def summarise_ages(sent: dict, arrivals: dict, inference_ms: float, args) -> dic
     """Return the age statistics of the camera outputs and whether the age grows."""
     keys = sorted(key for key in arrivals if key in sent)
     if len(keys) < 4:
-        raise RuntimeError(f"only {len(keys)} camera frames were answered; expected more "
-                           "for a latency figure")
+        raise RuntimeError(f"outputs arrived for only {len(keys)} camera frames; at least 4 "
+                           "are needed for a latency figure")
     start = sent[keys[0]]
     times_s = np.array([sent[key] - start for key in keys])
     ages_ms = np.array([(arrivals[key] - sent[key]) * 1000.0 for key in keys])
@@ -285,8 +285,8 @@ def summarise_ages(sent: dict, arrivals: dict, inference_ms: float, args) -> dic
         "second_half_median_age_ms": second_half,
         "age_slope_ms_per_s": slope_ms_per_s,
         "age_growth_over_run_ms": growth_over_run_ms,
-        # A queue that grows adds about one frame period per frame; less than half an
-        # inference time of growth over the whole run means no frames pile up.
+        # A growing queue adds about one frame period of age per frame. Growth below half
+        # an inference time over the whole run therefore means that no frames pile up.
         "no_growing_queue": bool(growth_over_run_ms < 0.5 * inference_ms),
         "frames_sent": len(sent),
         "frames_answered": len(keys),

@@ -1,10 +1,10 @@
 """Play the bundled real RGB-D frames through the perception node and save what comes back.
 
 Starts `perception_node` as its own process (real rclpy, DDS on the loopback interface).
-Then it publishes every frame under data/samples/real/ as a camera stream with camera_info at a
-steady rate (lower only while the node is still busy with the previous frame), subscribes to
-the six /protomtl/* topics as any other node would, and writes one PNG panel per frame plus
-summary.json to the output folder.
+Then it publishes every frame under data/samples/real/ with camera_info as a camera stream
+at a steady rate, which drops only while the node is still busy with the previous frame. It
+subscribes to the six /protomtl/* topics as any other node would. The output folder receives
+one PNG panel per frame and summary.json.
 
     make demo                     # sets up .venv, then runs this script
     python scripts/demo.py --output-dir demo_output --rate-hz 1 --loops 2

@@ -182,7 +182,7 @@ def wait_until(condition, timeout_s: float = START_TIMEOUT_S, poll_s: float = 0.
 def wait_for_node_ready(node_process: NodeProcess, image_publisher, collectors=(),
                         timeout_s: float = START_TIMEOUT_S) -> None:
     """Wait until the node subscribes to ``image_publisher``'s topic and every collector
-    sees a publisher; fail with the node's log otherwise."""
+    has a matched publisher; raise AssertionError with the node's log otherwise."""
 
     def matched():
         if not node_process.alive():
@@ -204,7 +204,7 @@ def send_until_received(publisher, msg, collector, predicate, attempts: int = 20
     """Publish ``msg`` until ``collector`` stores a message matching ``predicate``.
 
     Discovery completes on each side separately, so the first message after a match can
-    be lost; tests send one such warm-up frame before frames they count.
+    be lost. Tests therefore send one such warm-up frame before the frames they count.
     """
     for _ in range(attempts):
         publisher.publish(msg)

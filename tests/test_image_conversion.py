@@ -371,4 +371,4 @@ def test_camera_info_without_intrinsics_rejected():
     with pytest.raises(InputError) as error:
         scale_camera_info(info, 320, 240)
 
-    assert "fx=0.0 and fy=0.0" in str(error.value)
+    assert "fx=0.0, fy=0.0" in str(error.value)

@@ -205,7 +205,7 @@ def test_config_value_of_wrong_type(override, message):
     assert message in str(error.value)
 
 
-def test_train_refuses_existing_run_folder(tmp_path):
+def test_train_rejects_existing_run_folder(tmp_path):
     (tmp_path / "last.pt").write_bytes(b"")
     result = subprocess.run(
         [sys.executable, str(REPO / "training" / "train.py"), "--output-dir", str(tmp_path),
@@ -214,7 +214,7 @@ def test_train_refuses_existing_run_folder(tmp_path):
         env=dict(os.environ, PYTHONPATH=f"{REPO / 'training'}{os.pathsep}{REPO}"),
     )
     assert result.returncode == 1
-    assert "already holds a training run; add --resume" in result.stderr
+    assert "already contains a training run; add --resume" in result.stderr
     assert "Traceback" not in result.stderr
 
 

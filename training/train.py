@@ -56,7 +56,7 @@ def resolve_paths(args):
                           "of an earlier training run, or drop --resume to start a new run")
     if not args.resume and output_dir is not None and any(
             (output_dir / name).exists() for name in ("last.pt", "best.pt")):
-        raise ConfigError(f"{output_dir} already holds a training run; add --resume to "
+        raise ConfigError(f"{output_dir} already contains a training run; add --resume to "
                           "continue it, or choose another --output-dir")
     if output_dir is None:
         stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -23,8 +23,8 @@ def scale_camera_info(info: CameraInfo, width: int, height: int, header=None) ->
         raise InputError(f"cannot scale camera_info to an empty size {width}x{height}")
     if not (info.k[0] > 0 and info.k[4] > 0):
         raise InputError(
-            f"camera_info has K with fx={info.k[0]} and fy={info.k[4]}, so it describes no "
-            "camera; the camera driver must publish its calibration"
+            f"camera_info K is invalid (fx={info.k[0]}, fy={info.k[4]}); the camera driver "
+            "must publish its calibration"
         )
 
     scale_x = width / info.width

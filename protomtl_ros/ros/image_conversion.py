@@ -24,6 +24,7 @@ class ColorLayout:
     bytes_per_channel: int
     # OpenCV conversion code to RGB (channel order, alpha, grey or demosaicing); None for RGB.
     to_rgb: int | None = None
+    # True for the bayer_* encodings, whose conversion is demosaicing.
     bayer: bool = False
 
     @property

@@ -147,7 +147,8 @@ def build_datasets(data_config, height: int, width: int, seed: int = 0):
 
 
 def available_tasks(raw: Dataset) -> np.ndarray:
-    """bool [N, 3]: the tasks each image of `raw` has labels for (all for generated data)."""
+    """Return bool [N, 3]: the tasks each image of `raw` has labels for (all, for generated
+    data)."""
     if isinstance(raw, FolderDataset):
         return np.array([raw.available_tasks(index) for index in range(len(raw))], dtype=bool)
     return np.ones((len(raw), len(TASKS)), dtype=bool)

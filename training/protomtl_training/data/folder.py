@@ -259,8 +259,8 @@ def normals_from_depth(depth: np.ndarray, fx: float, fy: float, cx: float, cy: f
                        smooth_px: int = 5, max_relative_jump: float = 0.05) -> np.ndarray:
     """Estimate HxWx3 unit normals from metric depth, optical frame, facing the camera.
 
-    Depth is first averaged over valid pixels in a smooth_px box (sensor depth is
-    quantised), then back-projected; the normal is the cross product of the central
+    Depth is first averaged over valid pixels in a smooth_px box, because sensor depth is
+    quantised, and then back-projected. The normal is the cross product of the central
     differences along v and u. Pixels next to a hole or a depth jump larger than
     max_relative_jump per pixel get the all-zero (invalid) normal.
     """

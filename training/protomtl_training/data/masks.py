@@ -24,8 +24,8 @@ def generate_mask(setting: str, num_images: int, seed: int,
                   available: np.ndarray | None = None) -> np.ndarray:
     """Draw a bool [num_images, 3] mask for a named setting, reproducible from seed.
 
-    `available` (bool [num_images, 3]) marks the tasks each image has labels for; the mask
-    only picks among those. Without it every image is taken as fully labelled.
+    `available` (bool [num_images, 3]) marks the tasks each image has labels for, and the
+    mask picks only among those. Without it, every image counts as fully labelled.
     """
     rng = np.random.default_rng(seed)
     num_tasks = len(TASKS)

@@ -229,7 +229,7 @@ INTERSECTORS = {BOX: _intersect_box, CYLINDER: _intersect_cylinder, SPHERE: _int
 
 
 def intersect_primitive(prim: Primitive, origin: np.ndarray, dirs: tuple) -> np.ndarray:
-    """Return the hit parameter t of each ray (inf on a miss); dirs holds (dx, dy, dz) arrays."""
+    """Return the hit parameter t of each ray (inf on a miss); dirs is a (dx, dy, dz) tuple."""
     return INTERSECTORS[prim.kind](prim, origin, dirs)
 
 
